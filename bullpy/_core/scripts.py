@@ -1,0 +1,278 @@
+"""bullpy's Lua scripts (``bullpy/lua/*.lua``), read once at import, and one ``Call`` builder per operation.
+
+Each builder mirrors one Bull script interface (lib/scripts.js and lib/commands/*.lua): it names the keys
+and arguments, and how to read the reply. Facades run a ``Call`` with EVALSHA (redis-py's ``Script``
+reloads on NOSCRIPT) and never build Lua themselves. Arguments are plain strings and JSON, never msgpack,
+so every script also runs on ``fakeredis[lua]``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Generic, TypeVar
+
+from ..errors import error_for_code
+from .keys import QueueKeys
+
+T = TypeVar("T")
+
+_INCLUDE = re.compile(r'^-- @include "([a-z_]+)"$', re.MULTILINE)
+
+
+def _load_sources() -> dict[str, str]:
+    root = resources.files("bullpy") / "lua"
+    includes = {
+        f.name[: -len(".lua")]: f.read_text(encoding="utf-8")
+        for f in (root / "includes").iterdir()
+        if f.name.endswith(".lua")
+    }
+    sources: dict[str, str] = {}
+    for f in root.iterdir():
+        if f.name.endswith(".lua"):
+            text = f.read_text(encoding="utf-8")
+            # Shared functions are pasted in place of their include line: Redis has no module system.
+            sources[f.name[: -len(".lua")]] = _INCLUDE.sub(lambda m: includes[m.group(1)], text)
+    return sources
+
+
+SOURCES: dict[str, str] = _load_sources()
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One script invocation: which script, its KEYS and ARGV, and how to read its reply."""
+
+    script: str
+    keys: list[str]
+    args: list[str]
+    parse: Callable[[Any], T]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _int(reply: Any) -> int:
+    return int(reply)
+
+
+def raise_for_code(job_id: str, command: str) -> Callable[[Any], int]:
+    """A parser that turns Bull's negative codes into bullpy's exceptions."""
+
+    def parse(reply: Any) -> int:
+        code = int(reply)
+        if code < 0:
+            raise error_for_code(code, job_id, command)
+        return code
+
+    return parse
+
+
+# --- producing -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobWrite:
+    """Everything addJob needs for one job, already encoded as Bull stores it."""
+
+    custom_id: str           # "" for an auto id
+    name: str
+    data: str                # JSON
+    opts: str                # JSON
+    timestamp: int
+    delay: int               # the hash's delay field (negative delays are stored as 0, as in Node)
+    priority: str            # the number as JavaScript prints it, "0" for none
+    lifo: bool = False
+    debounce_id: str = ""
+    debounce_ttl: str = ""
+    repeat_key: str = ""
+    repeat_next: str = ""
+
+    def argv(self) -> list[str]:
+        delayed_ts = self.timestamp + self.delay if self.delay else 0
+        return [
+            self.custom_id, self.name, self.data, self.opts, str(self.timestamp), str(self.delay),
+            str(delayed_ts), self.priority, "RPUSH" if self.lifo else "LPUSH", self.debounce_id,
+            self.debounce_ttl, self.repeat_key, self.repeat_next,
+        ]
+
+
+@dataclass(frozen=True)
+class Added:
+    """What addJob answered for one job."""
+
+    id: str
+    status: str  # "added", "duplicate" or "debounced"
+
+
+def _parse_added(reply: Any) -> list[Added]:
+    items = [_text(x) for x in reply]
+    return [Added(items[i], items[i + 1]) for i in range(0, len(items), 2)]
+
+
+def add_jobs(keys: QueueKeys, token: str, jobs: Sequence[JobWrite]) -> Call[list[Added]]:
+    args = [keys.base, token, str(len(jobs))]
+    for job in jobs:
+        args.extend(job.argv())
+    return Call(
+        "add_jobs",
+        keys=[keys("wait"), keys("paused"), keys("meta-paused"), keys("id"), keys("delayed"),
+              keys("priority"), keys("repeat")],
+        args=args,
+        parse=_parse_added,
+    )
+
+
+# --- queue management ------------------------------------------------------------------------------------
+
+def pause(keys: QueueKeys, paused: bool) -> Call[int]:
+    src, dst, event = ("wait", "paused", "paused") if paused else ("paused", "wait", "resumed")
+    return Call(
+        "pause",
+        keys=[keys(src), keys(dst), keys("meta-paused"), keys(event), keys("meta")],
+        args=[event],
+        parse=_int,
+    )
+
+
+def empty(keys: QueueKeys) -> Call[int]:
+    return Call(
+        "empty",
+        keys=[keys("wait"), keys("paused"), keys("delayed"), keys("priority"), keys("limiter"),
+              keys("limiter:index")],
+        args=[keys.base],
+        parse=_int,
+    )
+
+
+def obliterate(keys: QueueKeys, count: int, force: bool) -> Call[int]:
+    return Call(
+        "obliterate",
+        keys=[keys("meta-paused"), keys.base],
+        args=[str(count), "force" if force else ""],
+        parse=_int,
+    )
+
+
+def clean(keys: QueueKeys, state: str, cutoff_ms: int, limit: int) -> Call[list[str]]:
+    return Call(
+        "clean_jobs_in_set",
+        keys=[keys(state), keys("priority")],
+        args=[keys.base, str(cutoff_ms), str(limit), state],
+        parse=lambda reply: [_text(x) for x in reply],
+    )
+
+
+def retry_jobs(keys: QueueKeys, state: str, count: int) -> Call[int]:
+    return Call(
+        "retry_jobs",
+        keys=[keys.base, keys(state), keys("wait"), keys("meta-paused"), keys("paused")],
+        args=[str(count), keys.base],
+        parse=_int,
+    )
+
+
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+def glob_escape(text: str) -> str:
+    """Escape SCAN MATCH metacharacters so a queue's own name matches only itself."""
+    return _GLOB.sub(r"\\\1", text)
+
+
+def remove_jobs(keys: QueueKeys, pattern: str, cursor: str, count: int = 1000) -> Call[tuple[str, list[str]]]:
+    return Call(
+        "remove_jobs",
+        keys=[keys("active"), keys("wait"), keys("delayed"), keys("paused"), keys("completed"),
+              keys("failed"), keys("priority")],
+        args=[keys.base, glob_escape(keys.base) + pattern, cursor, str(count)],
+        parse=lambda reply: (_text(reply[0]), [_text(x) for x in reply[1]]),
+    )
+
+
+def counts_per_priority(keys: QueueKeys, priorities: Sequence[str]) -> Call[list[int]]:
+    return Call(
+        "counts_per_priority",
+        keys=[keys("wait"), keys("paused"), keys("meta-paused"), keys("priority")],
+        args=list(priorities),
+        parse=lambda reply: [int(x) for x in reply],
+    )
+
+
+def remove_repeatable(keys: QueueKeys, iteration_prefix: str, repeat_key: str) -> Call[bool]:
+    return Call(
+        "remove_repeatable",
+        keys=[keys("repeat"), keys("delayed")],
+        args=[iteration_prefix, repeat_key, keys.base],
+        parse=lambda reply: int(reply) == 1,
+    )
+
+
+# --- one job ---------------------------------------------------------------------------------------------
+
+def get_state(keys: QueueKeys, job_id: str) -> Call[str]:
+    return Call(
+        "get_state",
+        keys=[keys("completed"), keys("failed"), keys("delayed"), keys("active"), keys("wait"),
+              keys("paused"), keys.job(job_id)],
+        args=[job_id],
+        parse=_text,
+    )
+
+
+def update_progress(keys: QueueKeys, job_id: str, progress_json: str, payload_json: str) -> Call[int]:
+    return Call(
+        "update_progress",
+        keys=[keys.job(job_id), keys("progress")],
+        args=[progress_json, payload_json],
+        parse=raise_for_code(job_id, "updateProgress"),
+    )
+
+
+def update_data(keys: QueueKeys, job_id: str, data_json: str) -> Call[int]:
+    return Call(
+        "update_data",
+        keys=[keys.job(job_id)],
+        args=[data_json],
+        parse=raise_for_code(job_id, "updateData"),
+    )
+
+
+def add_log(keys: QueueKeys, job_id: str, row: str, keep_logs: int | None) -> Call[int]:
+    return Call(
+        "add_log",
+        keys=[keys.job(job_id), keys.logs(job_id)],
+        args=[job_id, row, "" if keep_logs is None else str(keep_logs)],
+        parse=raise_for_code(job_id, "addLog"),
+    )
+
+
+def reprocess_job(keys: QueueKeys, job_id: str, state: str, lifo: bool, token: str, now_ms: int) -> Call[int]:
+    return Call(
+        "reprocess_job",
+        keys=[keys.job(job_id), keys.lock(job_id), keys(state), keys("wait"), keys("meta-paused"),
+              keys("paused")],
+        args=[job_id, "RPUSH" if lifo else "LPUSH", token, str(now_ms)],
+        parse=_int,
+    )
+
+
+def promote(keys: QueueKeys, job_id: str, token: str) -> Call[int]:
+    return Call(
+        "promote",
+        keys=[keys("delayed"), keys("wait"), keys("paused"), keys("meta-paused"), keys("priority")],
+        args=[keys.base, job_id, token],
+        parse=raise_for_code(job_id, "promote"),
+    )
+
+
+def remove_job(keys: QueueKeys, job_id: str) -> Call[int]:
+    return Call(
+        "remove_job",
+        keys=[keys("active"), keys("wait"), keys("delayed"), keys("paused"), keys("completed"),
+              keys("failed"), keys("priority")],
+        args=[keys.base, job_id],
+        parse=_int,
+    )

@@ -1,0 +1,43 @@
+"""What the sync facades share: running a script Call (EVALSHA, reloaded on NOSCRIPT) on a client."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import redis as _redis
+
+from ._core.scripts import SOURCES, Call
+from .connection import unavailable_as_error
+
+T = TypeVar("T")
+
+
+class ScriptRunner:
+    """Runs Calls on one client; each script is registered once and run by SHA."""
+
+    def __init__(self, client: _redis.Redis) -> None:
+        self.client = client
+        self._scripts: dict[str, Any] = {}
+
+    def script(self, name: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.client.register_script(SOURCES[name])
+        return script
+
+    def run(self, call: Call[T]) -> T:
+        with unavailable_as_error(self.client):
+            reply = self.script(call.script)(keys=call.keys, args=call.args)
+        return call.parse(reply)
+
+    def run_many(self, calls: Sequence[Call[T]], *, transaction: bool = True) -> list[T]:
+        """Several Calls in one round trip (MULTI/EXEC when ``transaction``)."""
+        if not calls:
+            return []
+        with unavailable_as_error(self.client):
+            with self.client.pipeline(transaction=transaction) as pipe:
+                for call in calls:
+                    self.script(call.script)(keys=call.keys, args=call.args, client=pipe)
+                replies = pipe.execute()
+        return [call.parse(reply) for call, reply in zip(calls, replies)]

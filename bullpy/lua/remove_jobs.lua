@@ -1,0 +1,35 @@
+--[[
+  One SCAN step of "remove every unlocked job whose id matches a pattern" (Bull's removeJobs-8).
+
+  KEYS[1] active KEYS[2] wait KEYS[3] delayed KEYS[4] paused KEYS[5] completed KEYS[6] failed
+  KEYS[7] priority
+  ARGV[1] base key  ARGV[2] MATCH pattern (the base key glob-escaped, then the user's pattern)
+  ARGV[3] cursor  ARGV[4] SCAN COUNT
+  Returns {next cursor, removed ids}.
+
+  Divergence (safe): Node removes every *hash* under the base key, including the queue's own `meta`,
+  `limiter:index` and `metrics:*` hashes; those are skipped here.
+]]
+local rcall = redis.call
+-- @include "remove_job_keys"
+local base = ARGV[1]
+local reply = rcall("SCAN", ARGV[3], "MATCH", ARGV[2], "COUNT", ARGV[4])
+local removed = {}
+local skip = {meta = true, ["limiter:index"] = true, ["metrics:completed"] = true, ["metrics:failed"] = true}
+for _, key in ipairs(reply[2]) do
+  local t = rcall("TYPE", key)
+  t = t["ok"] or t
+  local id = string.sub(key, #base + 1)
+  if t == "hash" and not skip[id] and rcall("EXISTS", key .. ":lock") == 0 then
+    rcall("LREM", KEYS[1], 0, id)
+    rcall("LREM", KEYS[2], 0, id)
+    rcall("LREM", KEYS[4], 0, id)
+    rcall("ZREM", KEYS[3], id)
+    rcall("ZREM", KEYS[5], id)
+    rcall("ZREM", KEYS[6], id)
+    rcall("ZREM", KEYS[7], id)
+    remove_job_keys(base, id, true)
+    removed[#removed + 1] = id
+  end
+end
+return {reply[1], removed}

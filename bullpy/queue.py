@@ -1,0 +1,432 @@
+"""The sync Queue facade: Bull's producer, getters and management over redis-py."""
+
+from __future__ import annotations
+
+import html
+import sys
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis as _redis
+
+if sys.version_info >= (3, 12):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
+
+from . import connection
+from ._core import options as _options
+from ._core import repeat as _repeat
+from ._core import scripts
+from ._core.codec import JobRecord, js_number_str, parse_job_hash
+from ._core.keys import STATE_KEYS, QueueKeys, check_queue_name
+from ._core.options import JobOptions
+from ._facade import ScriptRunner
+from .errors import QueueHasActiveJobs, QueueNotPaused
+from .job import Job, now_ms
+
+#: getJobCounts' default types, in Node's order.
+DEFAULT_COUNT_TYPES = ("waiting", "active", "completed", "failed", "delayed", "paused")
+#: The states ``clean`` accepts, as Node validates them (``waiting`` is not one of them).
+CLEAN_STATES = ("completed", "wait", "active", "paused", "delayed", "failed")
+
+
+@dataclass(frozen=True)
+class JobLogs:
+    """A page of a job's log rows and the total number of rows (Node's ``{logs, count}``)."""
+
+    logs: list[str]
+    count: int
+
+
+class Queue:
+    """A Bull queue, read and written with Bull's exact Redis layout.
+
+    Args:
+        name: the queue name (``message-queue`` for the WhatsApp workers); used verbatim in keys.
+        redis: a ``redis://``/``rediss://``/``unix://`` URL, a ``redis.Redis``, or None for the
+            environment (``REDIS_URL``, ``REDIS_HOST``...) or else the embedded server.
+        prefix: Bull's key prefix (``{bull}`` keeps a queue in one Redis Cluster slot).
+        default_job_options: keyword options applied to every ``add`` (like Node's ``defaultJobOptions``).
+        backoff_strategies: names of custom backoff strategies the workers know, so jobs may use them.
+        local_timezone: the time zone the Node workers run in; cron repeats without ``tz`` follow it
+            (Node computes them in its process's zone).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        redis: str | _redis.Redis | None = None,
+        *,
+        prefix: str = "bull",
+        default_job_options: JobOptions | None = None,
+        backoff_strategies: Collection[str] = (),
+        local_timezone: str = "UTC",
+    ) -> None:
+        self.name = check_queue_name(name)
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+        self.prefix = prefix
+        self.keys = QueueKeys(name, prefix)
+        self.backoff_strategies = frozenset(backoff_strategies)
+        _repeat.resolve_tz(local_timezone)  # fail now on an unknown zone
+        self.local_timezone = local_timezone
+        defaults = dict(default_job_options or {})
+        # Validate once now so a bad default fails at construction, not at the first add.
+        _options.validate_options(defaults, self.backoff_strategies)
+        self.default_job_options: dict[str, Any] = defaults
+        self.client = connection.resolve(redis)
+        #: This client's token in Bull's ``waiting@<token>``/``duplicated@<token>`` channels.
+        self.token = str(uuid.uuid4())
+        self._runner = ScriptRunner(self.client)
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+    def _run(self, call: scripts.Call[Any]) -> Any:
+        return self._runner.run(call)
+
+    def _record(self, job_id: str, fields: Mapping[Any, Any]) -> JobRecord | None:
+        return parse_job_hash(job_id, fields, now_ms()) if fields else None
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.prefix}:{self.name} on {connection.describe(self.client)}>"
+
+    def _repr_html_(self) -> str:
+        counts = self.get_job_counts()
+        cells = "".join(f"<td style='text-align:right'>{v}</td>" for v in counts.values())
+        heads = "".join(f"<th>{html.escape(k)}</th>" for k in counts)
+        paused = " <b>(paused)</b>" if self.is_paused() else ""
+        return (
+            f"<b>Queue</b> <code>{html.escape(self.prefix)}:{html.escape(self.name)}</code>{paused}"
+            f"<table><tr>{heads}</tr><tr>{cells}</tr></table>"
+        )
+
+    def close(self) -> None:
+        """Release this queue's connections."""
+        self.client.close()
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- producing --------------------------------------------------------------------------------------
+    def _prepare(self, name: str | None, data: Any, options: Mapping[str, Any], now: int) -> _options.PreparedJob | None:
+        return _options.prepare_job(
+            name, data, options, defaults=self.default_job_options, now_ms=now,
+            known_backoffs=self.backoff_strategies, local_tz=self.local_timezone,
+        )
+
+    def _job_from_write(self, added: scripts.Added, write: scripts.JobWrite) -> Job:
+        fields = {
+            "name": write.name, "data": write.data, "opts": write.opts, "timestamp": str(write.timestamp),
+            "delay": str(write.delay), "priority": write.priority,
+        }
+        record = parse_job_hash(added.id, fields, write.timestamp)
+        return Job(self, record, duplicate=added.status != "added")
+
+    def add(self, data: Any = None, *, name: str | None = None, **options: Unpack[JobOptions]) -> Job | None:
+        """Add a job; keyword options are Bull's job options in snake_case.
+
+        Returns the Job (``job.duplicate`` is True when a job with that ``job_id`` already existed and
+        nothing was written), or None for a repeatable job whose series has already ended.
+        """
+        prepared = self._prepare(name, data, options, now_ms())
+        if prepared is None:
+            return None
+        added = self._run(scripts.add_jobs(self.keys, self.token, [prepared.write]))[0]
+        return self._job_from_write(added, prepared.write)
+
+    def add_bulk(self, jobs: Iterable[Mapping[str, Any]], *, batch_size: int = 1000) -> list[Job]:
+        """Add many jobs: each item is ``{"data": ..., "name": ..., "opts": {...snake_case options}}``.
+
+        Everything is validated before the first write; each batch of ``batch_size`` jobs is one
+        atomic script call, and all batches go in one round trip.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        now = now_ms()
+        writes: list[scripts.JobWrite] = []
+        for index, item in enumerate(jobs):
+            if not isinstance(item, Mapping):
+                raise TypeError(f"add_bulk item {index}: expected a dict with 'data', 'name', 'opts', got {item!r}")
+            unknown = set(item) - {"data", "name", "opts"}
+            if unknown:
+                raise TypeError(f"add_bulk item {index}: unknown keys {sorted(unknown)} (use 'data', 'name', 'opts')")
+            opts = dict(item.get("opts") or {})
+            if "repeat" in opts:
+                raise ValueError(f"add_bulk item {index}: repeatable jobs must be added with add()")
+            try:
+                prepared = self._prepare(item.get("name"), item.get("data"), opts, now)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"add_bulk item {index}: {exc}") from exc
+            assert prepared is not None
+            writes.append(prepared.write)
+        calls = [
+            scripts.add_jobs(self.keys, self.token, writes[i : i + batch_size])
+            for i in range(0, len(writes), batch_size)
+        ]
+        added = [a for batch in self._runner.run_many(calls, transaction=False) for a in batch]
+        return [self._job_from_write(a, w) for a, w in zip(added, writes)]
+
+    # --- repeatable jobs --------------------------------------------------------------------------------
+    def get_repeatable_jobs(self, start: int = 0, end: int = -1, asc: bool = False) -> list[_repeat.RepeatableJob]:
+        """The repeatable job definitions, latest next run first (as Node orders them)."""
+        if asc:
+            rows = self.client.zrange(self.keys("repeat"), start, end, withscores=True)
+        else:
+            rows = self.client.zrevrange(self.keys("repeat"), start, end, withscores=True)
+        return [_repeat.parse_repeatable(_text(key), score) for key, score in rows]
+
+    def get_repeatable_count(self) -> int:
+        return int(self.client.zcard(self.keys("repeat")))
+
+    def remove_repeatable(self, name: str | None = None, **repeat: Any) -> bool:
+        """Remove a repeatable definition and its next iteration, named as when it was added.
+
+        ``repeat`` takes the same keys as ``add(..., repeat={...})`` (cron/every, tz, end_date, job_id).
+        Returns True when the definition existed.
+        """
+        job_name = _options.check_name(name)
+        spec = _repeat.RepeatOptions.from_user(repeat)
+        key = _repeat.repeat_key(job_name, spec)
+        prefix = _repeat.iteration_prefix(job_name, spec, key)
+        return bool(self._run(scripts.remove_repeatable(self.keys, prefix, key)))
+
+    def remove_repeatable_by_key(self, key: str) -> bool:
+        """Remove a repeatable definition by the key ``get_repeatable_jobs()`` shows."""
+        job_name, spec = _repeat.key_to_repeat(key)
+        prefix = _repeat.iteration_prefix(job_name, spec, key)
+        return bool(self._run(scripts.remove_repeatable(self.keys, prefix, key)))
+
+    # --- getters ----------------------------------------------------------------------------------------
+    def get_job(self, job_id: str | int) -> Job | None:
+        """The job with this id, or None when it does not exist."""
+        job_id = str(job_id)
+        with connection.unavailable_as_error(self.client):
+            fields = self.client.hgetall(self.keys.job(job_id))
+        record = self._record(job_id, fields)
+        return None if record is None else Job(self, record)
+
+    def get_job_counts(self, *types: str) -> dict[str, int]:
+        """Jobs per state, keyed by the names asked for (default: Node's six, in Node's order)."""
+        names = _parse_types(types) or list(DEFAULT_COUNT_TYPES)
+        with connection.unavailable_as_error(self.client):
+            with self.client.pipeline(transaction=True) as pipe:
+                for state in names:
+                    key = self.keys.state(state)
+                    if STATE_KEYS[state][1] == "list":
+                        pipe.llen(key)
+                    else:
+                        pipe.zcard(key)
+                replies = pipe.execute()
+        return {state: int(n) for state, n in zip(names, replies)}
+
+    def get_job_count_by_types(self, *types: str) -> int:
+        return sum(self.get_job_counts(*types).values())
+
+    def count(self) -> int:
+        """Jobs waiting or delayed (wait + paused + delayed), as Node's ``count()``."""
+        return self.get_job_count_by_types("wait", "paused", "delayed")
+
+    def get_waiting_count(self) -> int:
+        return self.get_job_count_by_types("wait", "paused")
+
+    def get_active_count(self) -> int:
+        return self.get_job_count_by_types("active")
+
+    def get_delayed_count(self) -> int:
+        return self.get_job_count_by_types("delayed")
+
+    def get_completed_count(self) -> int:
+        return self.get_job_count_by_types("completed")
+
+    def get_failed_count(self) -> int:
+        return self.get_job_count_by_types("failed")
+
+    def get_paused_count(self) -> int:
+        return self.get_job_count_by_types("paused")
+
+    def get_ranges(self, types: str | Sequence[str], start: int = 0, end: int = -1, asc: bool = False) -> list[str]:
+        """Job ids per state, concatenated in the order of ``types`` (the range applies to each)."""
+        names = _parse_types([types] if isinstance(types, str) else types)
+        with connection.unavailable_as_error(self.client):
+            with self.client.pipeline(transaction=True) as pipe:
+                for state in names:
+                    key = self.keys.state(state)
+                    if STATE_KEYS[state][1] == "list":
+                        # Lists: asc reads from the head (the right end, next to run) by mirrored indexes.
+                        pipe.lrange(key, -(end + 1), -(start + 1)) if asc else pipe.lrange(key, start, end)
+                    else:
+                        pipe.zrange(key, start, end) if asc else pipe.zrevrange(key, start, end)
+                replies = pipe.execute()
+        ids: list[str] = []
+        for state, reply in zip(names, replies):
+            items = [_text(x) for x in reply]
+            if asc and STATE_KEYS[state][1] == "list":
+                items.reverse()
+            ids.extend(items)
+        return ids
+
+    def get_jobs_by_ids(self, ids: Sequence[str]) -> list[Job]:
+        """Read many jobs in one round trip; ids whose hash is gone are skipped."""
+        with connection.unavailable_as_error(self.client):
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(self.keys.job(job_id))
+                replies = pipe.execute()
+        now = now_ms()
+        return [Job(self, parse_job_hash(i, f, now)) for i, f in zip(ids, replies) if f]
+
+    def get_jobs(self, types: str | Sequence[str], start: int = 0, end: int = -1, asc: bool = False) -> list[Job]:
+        """Jobs of the given states (Node's ``getJobs``); jobs removed meanwhile are skipped."""
+        return self.get_jobs_by_ids(self.get_ranges(types, start, end, asc))
+
+    def get_waiting(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Waiting jobs, next to run first; reads the paused list while the queue is paused."""
+        return self.get_jobs(["wait", "paused"], start, end, asc=True)
+
+    def get_active(self, start: int = 0, end: int = -1) -> list[Job]:
+        return self.get_jobs(["active"], start, end, asc=True)
+
+    def get_delayed(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Delayed jobs, soonest due first."""
+        return self.get_jobs(["delayed"], start, end, asc=True)
+
+    def get_completed(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Completed jobs, most recently finished first."""
+        return self.get_jobs(["completed"], start, end, asc=False)
+
+    def get_failed(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Failed jobs, most recently finished first."""
+        return self.get_jobs(["failed"], start, end, asc=False)
+
+    def get_job_logs(self, job_id: str | int, start: int = 0, end: int = -1, asc: bool = True) -> JobLogs:
+        """A job's log rows (oldest first by default) and their total count."""
+        key = self.keys.logs(str(job_id))
+        with connection.unavailable_as_error(self.client):
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.lrange(key, start, end) if asc else pipe.lrange(key, -(end + 1), -(start + 1))
+                pipe.llen(key)
+                rows, count = pipe.execute()
+        logs = [_text(r) for r in rows]
+        if not asc:
+            logs.reverse()
+        return JobLogs(logs, int(count))
+
+    def get_count_per_priority(self, priorities: Iterable[int]) -> dict[int, int]:
+        """Waiting jobs per priority (0 = jobs without a priority)."""
+        unique: list[int] = []
+        for p in priorities:
+            p = _options.validate_options({"priority": p})["priority"]
+            if p not in unique:
+                unique.append(p)
+        counts = self._run(scripts.counts_per_priority(self.keys, [js_number_str(p) for p in unique]))
+        return dict(zip(unique, counts))
+
+    def get_workers(self) -> list[dict[str, str]]:
+        """Connected workers (Node's ``getWorkers``): clients named ``prefix:base64(queue name)``."""
+        wanted = self.keys.worker_name
+        with connection.unavailable_as_error(self.client):
+            try:
+                clients = self.client.client_list()
+            except _redis.ResponseError:
+                return []  # servers or proxies without CLIENT LIST
+        workers = []
+        for entry in clients:
+            name = _text(entry.get("name", ""))
+            # Exact match: Node's prefix match would also count workers of queues whose base64 name
+            # starts the same (queue "abc" listing workers of "abcd").
+            if name == wanted:
+                workers.append({**{k: _text(v) for k, v in entry.items()}, "name": self.name})
+        return workers
+
+    # --- management -------------------------------------------------------------------------------------
+    def pause(self) -> None:
+        """Pause the queue globally: every worker, Node or Python, stops taking jobs."""
+        self._run(scripts.pause(self.keys, True))
+
+    def resume(self) -> None:
+        """Resume a globally paused queue."""
+        self._run(scripts.pause(self.keys, False))
+
+    def is_paused(self) -> bool:
+        """True when the queue is globally paused (``meta-paused`` or BullMQ's ``meta.paused``)."""
+        with connection.unavailable_as_error(self.client):
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.exists(self.keys("meta-paused"))
+                pipe.hexists(self.keys("meta"), "paused")
+                flag, meta = pipe.execute()
+        return bool(flag) or bool(meta)
+
+    def clean(self, grace_ms: int, status: str = "completed", limit: int = 0) -> list[str]:
+        """Remove jobs of ``status`` older than ``grace_ms`` (never locked ones); returns their ids."""
+        if status not in CLEAN_STATES:
+            raise ValueError(f"cannot clean unknown queue type {status!r}; use one of {', '.join(CLEAN_STATES)}")
+        grace = _options._ms("grace_ms", grace_ms)
+        limit = _options._int_option("limit", limit, 0)
+        return self._run(scripts.clean(self.keys, status, now_ms() - grace, limit))  # type: ignore[no-any-return]
+
+    def empty(self) -> int:
+        """Remove every waiting, paused and delayed job (atomically); returns how many."""
+        return int(self._run(scripts.empty(self.keys)))
+
+    def obliterate(self, *, force: bool = False, count: int = 1000) -> None:
+        """Delete the whole queue: pauses it, then removes jobs and keys in batches of ``count``.
+
+        Refuses while jobs are active unless ``force``.
+        """
+        count = _options._int_option("count", count, 1)
+        # Node checks the active list only after pausing; checking first leaves a busy queue running.
+        if not force and self.client.llen(self.keys("active")):
+            raise QueueHasActiveJobs(f"cannot obliterate queue {self.name!r}: it has active jobs (use force=True)")
+        self.pause()
+        while True:
+            code = int(self._run(scripts.obliterate(self.keys, count, force)))
+            if code == 0:
+                return
+            if code == -1:
+                raise QueueNotPaused(f"cannot obliterate queue {self.name!r}: it is not paused")
+            if code == -2:
+                raise QueueHasActiveJobs(f"cannot obliterate queue {self.name!r}: it has active jobs (use force=True)")
+
+    def retry_jobs(self, count: int = 1000, *, state: str = "failed") -> None:
+        """Move every failed (or completed) job back to waiting, ``count`` per script call."""
+        if state not in ("failed", "completed"):
+            raise ValueError(f"state must be 'failed' or 'completed', got {state!r}")
+        count = _options._int_option("count", count, 1)
+        while self._run(scripts.retry_jobs(self.keys, state, count)):
+            pass
+
+    def remove_jobs(self, pattern: str) -> list[str]:
+        """Remove every unlocked job whose id matches a glob pattern (``*`` for all); returns the ids."""
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("pattern must be a non-empty glob, e.g. '*' or 'campaign-*'")
+        removed: list[str] = []
+        cursor = "0"
+        while True:
+            cursor, ids = self._run(scripts.remove_jobs(self.keys, pattern, cursor))
+            removed.extend(ids)
+            if cursor == "0":
+                return removed
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse_types(types: Iterable[str]) -> list[str]:
+    """Node's parseTypeArg: names or comma-separated names, de-duplicated, validated."""
+    out: list[str] = []
+    for item in types:
+        if not isinstance(item, str):
+            raise TypeError(f"job states are strings, got {item!r}")
+        for state in item.split(","):
+            state = state.strip()
+            if state not in STATE_KEYS:
+                raise ValueError(f"unknown job state {state!r}; use one of {', '.join(STATE_KEYS)}")
+            if state not in out:
+                out.append(state)
+    return out

@@ -1,0 +1,98 @@
+"""Shared fixtures: one real Redis per run (REDIS_URL or 127.0.0.1:6379), a unique prefix per test.
+
+Tests never FLUSHDB: each one works under its own ``bullpy-test-<hex>`` prefix and deletes only its keys,
+so the suite can run beside real data and in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+import bullpy
+import bullpy.connection
+import bullpy._core.scripts
+
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.exit(f"the test Redis at {bullpy.connection.safe_url(redis_url)} is not reachable: {exc}", returncode=3)
+    yield client
+    client.close()
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    pattern = bullpy._core.scripts.glob_escape(prefix) + ":*"
+    batch = []
+    for key in client.scan_iter(pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            client.delete(*batch)
+            batch.clear()
+    if batch:
+        client.delete(*batch)
+
+
+@pytest.fixture
+def prefix(redis_client: redis.Redis) -> Iterator[str]:
+    prefix = f"bullpy-test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    delete_prefix(redis_client, prefix)
+
+
+@pytest.fixture
+def make_queue(redis_url: str, prefix: str) -> Iterator[Callable[..., bullpy.Queue]]:
+    """A factory of Queues on the test Redis under this test's prefix; closed afterwards."""
+    made: list[bullpy.Queue] = []
+
+    def make(name: str = "message-queue", **options: Any) -> bullpy.Queue:
+        options.setdefault("prefix", prefix)
+        queue = bullpy.Queue(name, redis_url, **options)
+        made.append(queue)
+        return queue
+
+    yield make
+    for queue in made:
+        queue.close()
+
+
+@pytest.fixture
+def queue(make_queue: Callable[..., bullpy.Queue]) -> bullpy.Queue:
+    return make_queue()
+
+
+def keyspace(client: redis.Redis, prefix: str) -> dict[str, Any]:
+    """Every key under a prefix with its type and full value (lists in order, zsets with scores)."""
+    out: dict[str, Any] = {}
+    for key in sorted(client.scan_iter(bullpy._core.scripts.glob_escape(prefix) + ":*", count=1000)):
+        kind = client.type(key)
+        if kind == "string":
+            value: Any = client.get(key)
+        elif kind == "list":
+            value = client.lrange(key, 0, -1)
+        elif kind == "set":
+            value = sorted(client.smembers(key))
+        elif kind == "zset":
+            value = client.zrange(key, 0, -1, withscores=True)
+        elif kind == "hash":
+            value = client.hgetall(key)
+        else:
+            value = None
+        out[key[len(prefix) + 1 :]] = (kind, value)
+    return out

@@ -1,0 +1,24 @@
+"""Fixtures for tests where real Node Bull (bridge/) reads or processes what bullpy wrote, or the reverse."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .peer import Peer, node_available
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "interop" in str(item.fspath):
+            item.add_marker(pytest.mark.node)
+
+
+@pytest.fixture(scope="session")
+def peer(redis_url: str) -> Iterator[Peer]:
+    """One Node peer process for the whole run; tests isolate themselves by prefix."""
+    if not node_available():
+        pytest.skip("Node.js or bridge/node_modules is missing: run `npm ci` in bridge/")
+    with Peer(redis_url) as node:
+        yield node
