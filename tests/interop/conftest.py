@@ -22,3 +22,10 @@ def peer(redis_url: str) -> Iterator[Peer]:
         pytest.skip("Node.js or bridge/node_modules is missing: run `npm ci` in bridge/")
     with Peer(redis_url) as node:
         yield node
+
+
+@pytest.fixture
+def bull(peer: Peer) -> Iterator[Peer]:
+    """The Node peer for one test: every Bull queue it opened is closed afterwards."""
+    yield peer
+    peer.close(do_not_wait_jobs=True)
