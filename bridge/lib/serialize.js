@@ -5,7 +5,7 @@
  *
  *   Job                 -> job.toJSON() (the shape Node exposes, see lib/job.js toJSON)
  *   Error               -> {message, stack} (plus `name` and `code` when present)
- *   undefined, function -> null
+ *   undefined, function -> null (object members holding them are dropped, as JSON.stringify drops them)
  *   Date                -> epoch ms
  *   Buffer              -> utf-8 string
  *   Map / Set           -> object / array
@@ -47,7 +47,11 @@ function toJsonSafe(value, seen = new WeakSet()) {
     }
     if (typeof value.toJSON === 'function') return toJsonSafe(value.toJSON(), seen);
     const out = {};
-    for (const key of Object.keys(value)) out[key] = toJsonSafe(value[key], seen);
+    for (const key of Object.keys(value)) {
+      const item = value[key];
+      if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue;
+      out[key] = toJsonSafe(item, seen);
+    }
     return out;
   } finally {
     seen.delete(value);
