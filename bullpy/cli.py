@@ -24,3 +24,7 @@ def demo(queue_name: str, prefix: str, redis_url: str | None, bridge: str | None
 
     raise SystemExit(run_demo(queue_name=queue_name, prefix=prefix, redis=redis_url, bridge=bridge,
                               timeout=timeout, echo=click.echo))
+
+
+if __name__ == "__main__":  # python -m bullpy.cli
+    main()

@@ -1,0 +1,113 @@
+"""Where a Queue's Redis comes from: URL, client, the Node service's environment, or the embedded server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+import bullpy
+from bullpy import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
+    env["BULLPY_HOME"] = str(tmp_path / "bullpy-home")
+    return env
+
+
+def test_env_url_reads_the_node_services_variables() -> None:
+    assert connection.env_url({}) is None
+    assert connection.env_url({"REDIS_URL": "redis://h:1/2", "REDIS_HOST": "ignored"}) == "redis://h:1/2"
+    assert connection.env_url({"REDIS_HOST": "redis.internal"}) == "redis://redis.internal:6379/0"
+    assert connection.env_url({"REDIS_HOST": "h", "REDIS_PORT": "6380", "REDIS_DB": "3", "REDIS_PASSWORD": "p@ss:w"}) \
+        == "redis://:p%40ss%3Aw@h:6380/3"
+    with pytest.raises(ValueError, match="REDIS_PORT"):
+        connection.env_url({"REDIS_PORT": "sixty"})
+
+
+def test_queue_uses_environment_variables(redis_url: str, monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    kwargs = client.connection_pool.connection_kwargs
+    for k in ("REDIS_URL", "REDIS_PASSWORD"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("REDIS_HOST", str(kwargs["host"]))
+    monkeypatch.setenv("REDIS_PORT", str(kwargs["port"]))
+    monkeypatch.setenv("REDIS_DB", str(kwargs.get("db", 0)))
+    if kwargs.get("password"):
+        monkeypatch.setenv("REDIS_PASSWORD", kwargs["password"])
+    queue = bullpy.Queue("env-q", prefix=prefix)
+    queue.add({"a": 1})
+    assert client.llen(f"{prefix}:env-q:wait") == 1
+    queue.close()
+
+
+def test_existing_client_and_url_are_used_as_given(redis_url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)  # a bytes client: bullpy must cope with either kind
+    queue = bullpy.Queue("given", client, prefix=prefix)
+    assert queue.client is client
+    job = queue.add({"ü": "ö"}, name="n")
+    assert job is not None
+    again = queue.get_job(job.id)
+    assert again is not None and again.data == {"ü": "ö"} and again.name == "n"
+    assert queue.get_job_counts()["waiting"] == 1
+    assert [j.id for j in queue.get_waiting()] == [job.id]
+
+
+def test_safe_url_masks_the_password() -> None:
+    assert connection.safe_url("redis://user:secret@host:6379/0") == "redis://user:***@host:6379/0"
+    assert connection.safe_url("redis://:secret@host:6379") == "redis://:***@host:6379"
+    assert connection.safe_url("redis://host:6379") == "redis://host:6379"
+
+
+def test_embedded_server_when_nothing_is_configured(tmp_path: Path) -> None:
+    code = (
+        "import bullpy\n"
+        "q = bullpy.Queue('emb')\n"
+        "j = q.add({'number': '5511', 'message': 'hi', 'delay': 0})\n"
+        "q2 = bullpy.Queue('emb')\n"
+        "print(q2.get_job_counts()['waiting'], q2.get_job(j.id).data['number'])\n"
+    )
+    env = clean_env(tmp_path)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1", "5511"]
+    assert run.stderr.count("embedded Redis") == 1  # said once, on stderr
+    assert (tmp_path / "bullpy-home").is_dir()
+    # The data is kept in the per-user folder: a second process sees the first one's job.
+    run2 = subprocess.run([sys.executable, "-c", "import bullpy; print(bullpy.Queue('emb').count())"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert run2.stdout.strip() == "1", run2.stderr
+
+
+def test_configured_but_unreachable_is_an_error_not_a_fallback(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    env["REDIS_URL"] = "redis://:topsecret@127.0.0.1:1/0"
+    run = subprocess.run([sys.executable, "-c", "import bullpy; bullpy.Queue('x').add({})"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert "RedisUnavailable" in run.stderr and "127.0.0.1:1" in run.stderr
+    assert "topsecret" not in run.stderr + run.stdout
+    assert "embedded" not in run.stderr
+    assert not (tmp_path / "bullpy-home").exists()
+
+
+@pytest.mark.node
+def test_readme_demo_runs_end_to_end_on_the_embedded_server(tmp_path: Path) -> None:
+    """The README's first command: a campaign queued and sent with no Redis configuration."""
+    if shutil.which("node") is None or not (ROOT / "bridge" / "node_modules" / "bull").is_dir():
+        pytest.skip("Node.js or bridge/node_modules missing")
+    env = clean_env(tmp_path)
+    run = subprocess.run([sys.executable, "-m", "bullpy.cli", "demo", "--queue", "demo-q"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "embedded Redis" in run.stderr
+    assert run.stdout.count("completed") >= 5
+    assert "5511999990001@c.us" in run.stdout
