@@ -62,7 +62,7 @@ class Job:
         return self.record.timestamp
 
     @property
-    def attempts_made(self) -> int:
+    def attempts_made(self) -> int | None:
         return self.record.attempts_made
 
     @property
@@ -90,7 +90,7 @@ class Job:
         return self.record.retried_on
 
     @property
-    def debounce_id(self) -> str | None:
+    def debounce_id(self) -> Any:
         return self.record.debounce_id
 
     @property
@@ -137,7 +137,7 @@ class Job:
             raise TypeError(f"log rows are strings, got {type(row).__name__}")
         if keep_logs is not None and (not isinstance(keep_logs, int) or keep_logs < 1):
             raise ValueError(f"keep_logs must be a positive integer, got {keep_logs!r}")
-        return self.queue._run(scripts.add_log(self.queue.keys, self.id, row, keep_logs))
+        return int(self.queue._run(scripts.add_log(self.queue.keys, self.id, row, keep_logs)))
 
     def retry(self, state: str = "failed") -> None:
         """Move a failed job (or, with ``state="completed"``, a completed one) back to waiting."""

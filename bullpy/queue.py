@@ -174,10 +174,11 @@ class Queue:
     # --- repeatable jobs --------------------------------------------------------------------------------
     def get_repeatable_jobs(self, start: int = 0, end: int = -1, asc: bool = False) -> list[_repeat.RepeatableJob]:
         """The repeatable job definitions, latest next run first (as Node orders them)."""
+        rows: list[tuple[Any, float]]
         if asc:
-            rows = self.client.zrange(self.keys("repeat"), start, end, withscores=True)
+            rows = self.client.zrange(self.keys("repeat"), start, end, withscores=True)  # type: ignore[assignment]
         else:
-            rows = self.client.zrevrange(self.keys("repeat"), start, end, withscores=True)
+            rows = self.client.zrevrange(self.keys("repeat"), start, end, withscores=True)  # type: ignore[assignment]
         return [_repeat.parse_repeatable(_text(key), score) for key, score in rows]
 
     def get_repeatable_count(self) -> int:
