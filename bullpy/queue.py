@@ -174,6 +174,7 @@ class Queue:
     # --- repeatable jobs --------------------------------------------------------------------------------
     def get_repeatable_jobs(self, start: int = 0, end: int = -1, asc: bool = False) -> list[_repeat.RepeatableJob]:
         """The repeatable job definitions, latest next run first (as Node orders them)."""
+        end = end or -1  # Node's `end || -1`: an end of 0 means "to the last", as in getRepeatableJobs
         rows: list[tuple[Any, float]]
         if asc:
             rows = self.client.zrange(self.keys("repeat"), start, end, withscores=True)  # type: ignore[assignment]
@@ -252,7 +253,8 @@ class Queue:
 
     def get_ranges(self, types: str | Sequence[str], start: int = 0, end: int = -1, asc: bool = False) -> list[str]:
         """Job ids per state, concatenated in the order of ``types`` (the range applies to each)."""
-        names = _parse_types([types] if isinstance(types, str) else types)
+        # Node's getRanges keeps a state named twice (its ids then appear twice); so does bullpy.
+        names = _parse_types([types] if isinstance(types, str) else types, unique=False)
         with connection.unavailable_as_error(self.client):
             with self.client.pipeline(transaction=True) as pipe:
                 for state in names:
@@ -324,6 +326,8 @@ class Queue:
             p = _options.validate_options({"priority": p})["priority"]
             if p not in unique:
                 unique.append(p)
+        # Ascending keys, the order a JavaScript object with numeric keys has in Node's answer.
+        unique.sort()
         counts = self._run(scripts.counts_per_priority(self.keys, [js_number_str(p) for p in unique]))
         return dict(zip(unique, counts))
 
@@ -418,8 +422,9 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _parse_types(types: Iterable[str]) -> list[str]:
-    """Node's parseTypeArg: names or comma-separated names, de-duplicated, validated."""
+def _parse_types(types: Iterable[str], unique: bool = True) -> list[str]:
+    """Node's parseTypeArg: names or comma-separated names, validated (unknown names raise, where Node
+    silently drops them); de-duplicated for counts, which are keyed by name."""
     out: list[str] = []
     for item in types:
         if not isinstance(item, str):
@@ -428,6 +433,6 @@ def _parse_types(types: Iterable[str]) -> list[str]:
             state = state.strip()
             if state not in STATE_KEYS:
                 raise ValueError(f"unknown job state {state!r}; use one of {', '.join(STATE_KEYS)}")
-            if state not in out:
+            if not unique or state not in out:
                 out.append(state)
     return out

@@ -7,8 +7,8 @@ reads the same prefix and queue name, and each read is compared with Node's own 
 ``isPaused``, ``getRepeatableJobs`` and ``getWorkers``. Full structures are compared, with JSON types and key
 order (``True == 1`` and ``1 == 1.0`` in Python, so ``==`` alone would hide a wrong type).
 
-The peer turns ``undefined`` into ``null``; Node's ``toJSON`` leaves ``failedReason`` undefined when a job
-never failed, so JSON (and bullpy's ``to_dict``) omits it: ``node_json`` drops that null before comparing.
+Node's ``toJSON`` leaves ``failedReason`` undefined when a job never failed; the peer drops undefined members
+as ``JSON.stringify`` does, and bullpy's ``to_dict`` omits the key too, so jobs are compared as they come.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ END_DATE = 4_102_444_800_000  # 2100-01-01
 
 # --- helpers --------------------------------------------------------------------------------------------
 def node_json(job: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A job as the peer returns it, minus the ``failedReason: null`` JSON.stringify would omit."""
-    if job is not None and job.get("failedReason") is None:
-        job = {k: v for k, v in job.items() if k != "failedReason"}
+    """A job as the peer returns it: never a ``failedReason: null`` (JSON.stringify drops undefined)."""
+    assert job is None or "failedReason" not in job or job["failedReason"] is not None, job
     return job
 
 
@@ -137,7 +136,8 @@ def test_node_debounce_reads_equal(make_queue: MakeQueue, bull: Peer) -> None:
     untimed = bull.call(queue, "add", {"d": 3}, {"debounce": {"id": "deb2"}})
     for job_id in {first["id"], second["id"], untimed["id"]}:
         assert_same_job(bull, queue, job_id)
-    assert queue.get_job(first["id"]).to_dict()["debounceId"] == "deb1"  # type: ignore[union-attr]
+    job = queue.get_job(first["id"])
+    assert job is not None and job.to_dict()["debounceId"] == "deb1"
     assert_json_equal(dicts(queue.get_waiting()), node_jobs(bull.call(queue, "getWaiting")))
 
 
@@ -153,8 +153,11 @@ def test_node_repeatable_jobs_read_equal(make_queue: MakeQueue, bull: Peer) -> N
         node = assert_same_job(bull, queue, added["id"])
         assert node["opts"]["repeat"]["count"] == 1
 
+    colon = bull.call(queue, "add", "a:b", {"r": 4}, {"jobId": "x:y", "repeat": {"every": 60_000, "endDate": END_DATE}})
+    assert_same_job(bull, queue, colon["id"])
+
     node_all = bull.call(queue, "getRepeatableJobs")
-    assert len(node_all) == 3
+    assert len(node_all) == 4
     assert_json_equal([r.to_node_json() for r in queue.get_repeatable_jobs()], node_all)
     assert_json_equal(
         [r.to_node_json() for r in queue.get_repeatable_jobs(asc=True)],
@@ -168,8 +171,24 @@ def test_node_repeatable_jobs_read_equal(make_queue: MakeQueue, bull: Peer) -> N
         [r.to_node_json() for r in queue.get_repeatable_jobs(0, 1, asc=True)],
         bull.call(queue, "getRepeatableJobs", 0, 1, True),
     )
+    for start, end, asc in [(1, 1, True), (2, 5, False), (1, -2, False)]:
+        assert_json_equal(
+            [r.to_node_json() for r in queue.get_repeatable_jobs(start, end, asc)],
+            bull.call(queue, "getRepeatableJobs", start, end, asc),
+        )
     assert queue.get_repeatable_count() == bull.call(queue, "getRepeatableCount")
     assert_json_equal(dicts(queue.get_delayed()), node_jobs(bull.call(queue, "getDelayed")))
+
+
+def test_node_repeatable_jobs_end_zero(make_queue: MakeQueue, bull: Peer) -> None:
+    queue = make_queue()
+    bull.call(queue, "add", "a", {}, {"repeat": {"every": 60_000}})
+    bull.call(queue, "add", "b", {}, {"repeat": {"every": 120_000}})
+    for asc in (False, True):
+        assert_json_equal(
+            [r.to_node_json() for r in queue.get_repeatable_jobs(0, 0, asc)],
+            bull.call(queue, "getRepeatableJobs", 0, 0, asc),
+        )
 
 
 def test_node_add_bulk_reads_equal(make_queue: MakeQueue, bull: Peer) -> None:
@@ -206,6 +225,10 @@ PROCESS_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("progress-number", peer_data(progress=[10, 42]), {}),
     ("progress-float", peer_data(progress=[55.5]), {}),
     ("progress-object", peer_data(progress=[10, {"step": "x", "pct": [1, 0.5]}]), {}),
+    ("progress-string", peer_data(progress=["half way"]), {}),
+    ("progress-null", peer_data(progress=[5, None]), {}),
+    ("progress-false", peer_data(progress=[False]), {}),
+    ("progress-list", peer_data(progress=[[1, "a", None]]), {}),
     ("logs", peer_data(log=["one", "two ü", {"obj": 1}, "four", "five"]), {}),
     ("retry-then-complete", peer_data(failTimes=2, fail="flaky"), {"attempts": 3}),
     ("fail-no-attempts", peer_data(fail="once"), {}),
@@ -233,6 +256,8 @@ def test_node_processed_jobs_read_equal(make_queue: MakeQueue, bull: Peer) -> No
     assert nodes["ret-object"]["returnvalue"] == {"nested": {"a": [1, 2.5, None]}, "ü": "☃"}
     assert nodes["progress-object"]["progress"] == {"step": "x", "pct": [1, 0.5]}
     assert nodes["progress-float"]["progress"] == 55.5
+    assert nodes["progress-null"]["progress"] is None
+    assert nodes["progress-false"]["progress"] is False
     assert len(nodes["retry-then-complete"]["stacktrace"]) == 2
     assert len(nodes["fail-after-retries"]["stacktrace"]) == 2
     assert len(nodes["fail-stack-trace-limit"]["stacktrace"]) == 2
@@ -259,6 +284,31 @@ def test_node_processed_jobs_read_equal(make_queue: MakeQueue, bull: Peer) -> No
     assert_json_equal(dicts(queue.get_failed(1, 3)), node_jobs(bull.call(queue, "getFailed", 1, 3)))
 
 
+def test_node_remove_on_finish_reads_equal(make_queue: MakeQueue, bull: Peer) -> None:
+    """Jobs Node removes on completion or failure are gone for both; the kept ones read equal."""
+    queue = make_queue()
+    jobs = [
+        ({"k": 0}, {"removeOnComplete": True}),
+        ({"k": 1}, {"removeOnComplete": 1}),
+        ({"k": 2}, {"removeOnComplete": 1}),
+        ({"k": 3}, {"removeOnComplete": {"count": 5}}),
+        (peer_data(fail="gone"), {"removeOnFail": True}),
+        (peer_data(fail="kept"), {"removeOnFail": {"count": 1}}),
+        (peer_data(fail="kept too"), {"removeOnFail": 2}),
+    ]
+    ids = [bull.call(queue, "add", data, opts)["id"] for data, opts in jobs]
+    bull.process(queue, count=len(jobs))
+    bull.wait_for_counts(queue, waiting=0, active=0)
+    for job_id in ids:
+        node = node_json(bull.get_job(queue, job_id))
+        job = queue.get_job(job_id)
+        assert_json_equal(None if job is None else job.to_dict(), node)
+    assert queue.get_job(ids[0]) is None and queue.get_job(ids[4]) is None
+    assert_json_equal(dicts(queue.get_completed()), node_jobs(bull.call(queue, "getCompleted")))
+    assert_json_equal(dicts(queue.get_failed()), node_jobs(bull.call(queue, "getFailed")))
+    assert_json_equal(queue.get_job_counts(), bull.call(queue, "getJobCounts"))
+
+
 def test_node_retry_with_backoff_reads_delayed(make_queue: MakeQueue, bull: Peer) -> None:
     queue = make_queue()
     job_id = bull.call(queue, "add", peer_data(fail="later"), {"attempts": 3, "backoff": LONG_DELAY})["id"]
@@ -267,6 +317,38 @@ def test_node_retry_with_backoff_reads_delayed(make_queue: MakeQueue, bull: Peer
     node = assert_same_job(bull, queue, job_id)
     assert node["attemptsMade"] == 1 and node["failedReason"] == "later"
     assert_json_equal(dicts(queue.get_delayed()), node_jobs(bull.call(queue, "getDelayed")))
+
+
+def test_node_job_operations_read_equal(make_queue: MakeQueue, bull: Peer) -> None:
+    """Node changes jobs outside a handler (take, update, progress, log, finish, retry, promote); bullpy reads them."""
+    queue = make_queue()
+    done, retried, failed = (bull.call(queue, "add", {"n": i}, {"attempts": 2 if i < 2 else 1})["id"] for i in range(3))
+    waiting = bull.call(queue, "add", "w", {"w": 1})["id"]
+    delayed = bull.call(queue, "add", "later", {"d": 1}, {"delay": LONG_DELAY})["id"]
+    taken = [bull.call(queue, "getNextJob")["id"] for _ in range(3)]
+    assert taken == [done, retried, failed]
+    assert_json_equal(dicts(queue.get_active()), node_jobs(bull.call(queue, "getActive")))
+    for job_id in taken:
+        assert_same_job(bull, queue, job_id)
+
+    # getNextJob locked them with this Node queue's token, so the finishing calls hold the lock.
+    bull.job(queue, done, "moveToCompleted", {"manual": True}, False, True)
+    bull.job(queue, retried, "moveToFailed", {"message": "manual failure"})  # attempt 1 of 2: back to wait
+    bull.job(queue, failed, "moveToFailed", {"message": "final", "stack": "Error: final\n    at x (y.js:1:2)"})
+    bull.job(queue, waiting, "update", {"updated": "ü", "list": [1.5, None]})
+    bull.job(queue, waiting, "progress", {"pct": 12.5})
+    bull.job(queue, waiting, "log", "a row")
+    bull.job(queue, delayed, "promote")
+    for job_id in (done, retried, failed, waiting, delayed):
+        assert_same_job(bull, queue, job_id)
+    logs = queue.get_job_logs(waiting)
+    assert_json_equal({"logs": logs.logs, "count": logs.count}, bull.call(queue, "getJobLogs", waiting))
+
+    bull.job(queue, failed, "retry")
+    assert_same_job(bull, queue, failed)
+    assert_json_equal(dicts(queue.get_waiting()), node_jobs(bull.call(queue, "getWaiting")))
+    assert_json_equal(dicts(queue.get_completed()), node_jobs(bull.call(queue, "getCompleted")))
+    assert queue.get_job("no-such-job") is None and bull.get_job(queue, "no-such-job") is None
 
 
 # --- 3. Getters over a queue in every state --------------------------------------------------------------
@@ -382,11 +464,6 @@ def test_node_queue_state_getters_equal(make_queue: MakeQueue, bull: Peer) -> No
     assert [job.id for job in queue.get_waiting()] == waiting_ids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bullpy's _parse_types de-duplicates states; Node's parseTypeArg does not, so Node's getRanges/getJobs "
-    "list the jobs of a repeated type twice (a Node quirk bullpy may or may not want to copy)",
-)
 def test_node_duplicate_types_in_get_jobs(make_queue: MakeQueue, bull: Peer) -> None:
     """Node's parseTypeArg keeps a type given twice, so getRanges/getJobs list its jobs twice."""
     queue = make_queue()
@@ -414,3 +491,15 @@ def test_node_workers_counted_equal(make_queue: MakeQueue, bull: Peer) -> None:
         assert {e["name"] for e in entries} == {queue.name}
     assert sorted((e["id"], e["addr"]) for e in python) == sorted((e["id"], e["addr"]) for e in node)
     assert len(other.get_workers()) == len(bull.call(other, "getWorkers")) == 1
+
+
+def test_node_workers_prefix_match_divergence(make_queue: MakeQueue, bull: Peer) -> None:
+    """docs/divergences.md #9: Node's getWorkers prefix-matches names, so queue "abc" lists "abcd"'s worker."""
+    abc, abcd = make_queue("abc"), make_queue("abcd")  # base64: YWJj, YWJjZA==
+    bull.process(abcd)
+    node_abc = bull.call(abc, "getWorkers")
+    assert [e["name"] for e in node_abc] == ["abc"]  # Node renames abcd's worker to the queue asked about
+    assert abc.get_workers() == []
+    python_abcd, node_abcd = abcd.get_workers(), bull.call(abcd, "getWorkers")
+    assert [(e["id"], e["name"]) for e in python_abcd] == [(e["id"], e["name"]) for e in node_abcd]
+    assert [e["id"] for e in node_abc] == [e["id"] for e in node_abcd]
