@@ -12,6 +12,7 @@
 ]]
 local rcall = redis.call
 -- @include "remove_job_keys"
+-- @include "remove_from_states"
 local base = ARGV[1]
 local reply = rcall("SCAN", ARGV[3], "MATCH", ARGV[2], "COUNT", ARGV[4])
 local removed = {}
@@ -21,13 +22,7 @@ for _, key in ipairs(reply[2]) do
   t = t["ok"] or t
   local id = string.sub(key, #base + 1)
   if t == "hash" and not skip[id] and rcall("EXISTS", key .. ":lock") == 0 then
-    rcall("LREM", KEYS[1], 0, id)
-    rcall("LREM", KEYS[2], 0, id)
-    rcall("LREM", KEYS[4], 0, id)
-    rcall("ZREM", KEYS[3], id)
-    rcall("ZREM", KEYS[5], id)
-    rcall("ZREM", KEYS[6], id)
-    rcall("ZREM", KEYS[7], id)
+    remove_from_states(id)
     remove_job_keys(base, id, true)
     removed[#removed + 1] = id
   end
