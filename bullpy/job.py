@@ -130,6 +130,7 @@ class Job:
         payload = '{"jobId":' + to_json(self.id) + ',"progress":' + progress_json + "}"
         self.queue._run(scripts.update_progress(self.queue.keys, self.id, progress_json, payload))
         self.record = dataclasses.replace(self.record, progress=progress)
+        self.queue._emit("progress", self, progress)
 
     def log(self, row: str, *, keep_logs: int | None = None) -> int:
         """Append a row to the job's log; returns the number of rows kept."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import sys
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ if sys.version_info >= (3, 12):
 else:  # pragma: no cover
     from typing_extensions import Unpack
 
-from . import connection
+from . import connection, events
 from ._core import options as _options
 from ._core import repeat as _repeat
 from ._core import scripts
@@ -81,6 +81,9 @@ class Queue:
         #: This client's token in Bull's ``waiting@<token>``/``duplicated@<token>`` channels.
         self.token = str(uuid.uuid4())
         self._runner = ScriptRunner(self.client)
+        self._emitter = events.Emitter()
+        self._global: events.GlobalListener | None = None
+        self._workers: list[Any] = []
 
     # --- plumbing ---------------------------------------------------------------------------------------
     def _run(self, call: scripts.Call[Any]) -> Any:
@@ -103,8 +106,52 @@ class Queue:
         )
 
     def close(self) -> None:
-        """Release this queue's connections."""
+        """Stop this queue's workers (letting current jobs finish) and release its connections."""
+        for worker in list(self._workers):
+            worker.close()
+        if self._global is not None:
+            self._global.close()
+            self._global = None
         self.client.close()
+
+    # --- events -----------------------------------------------------------------------------------------
+    def on(self, event: str, callback: Callable[..., Any]) -> None:
+        """Call ``callback`` on a local event of this process's workers (``completed``, ``failed``...)
+        or on a ``global:<event>`` any worker publishes, Node or Python."""
+        if event.startswith("global:"):
+            if self._global is None:
+                self._global = events.GlobalListener(self)
+            self._emitter.on(event, callback)
+            self._global.subscribe(event[len("global:"):])
+            return
+        if event not in events.LOCAL_EVENTS:
+            raise ValueError(f"unknown event {event!r}; local events: {', '.join(sorted(events.LOCAL_EVENTS))}, "
+                             "or 'global:<event>'")
+        self._emitter.on(event, callback)
+
+    def off(self, event: str, callback: Callable[..., Any] | None = None) -> None:
+        """Remove one callback (or all callbacks) of an event."""
+        self._emitter.off(event, callback)
+
+    def events(self, *names: str, timeout: float | None = None) -> Iterator[events.Event]:
+        """Iterate over events as they happen; stops after ``timeout`` seconds without one.
+
+        Default: the global completed, failed, progress, active, waiting and stalled events.
+        """
+        chosen = list(names) or ["global:completed", "global:failed", "global:progress", "global:active",
+                                 "global:waiting", "global:stalled"]
+        return events.iterate(self, chosen, timeout)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        self._emitter.emit(event, *args)
+
+    # --- processing -------------------------------------------------------------------------------------
+    def process(self, handler: Any, concurrency: int = 1, **settings: Any) -> Any:
+        """Start processing jobs in background threads with ``handler`` (plain or ``async def``, or a
+        mapping of job name to handler, ``*`` catching the rest); returns the running Worker."""
+        from .worker import Worker
+
+        return Worker(self, handler, concurrency=concurrency, **settings).start()
 
     def __enter__(self) -> Queue:
         return self

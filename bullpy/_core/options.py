@@ -9,6 +9,7 @@ byte with what Node writes, so the user's keyword order is kept exactly as a JS 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 from collections.abc import Collection, Mapping
@@ -301,14 +302,44 @@ def _prepare_repeat(
     if "jobId" in opts:
         # Node copies the caller's jobId into repeat.jobId (appended after the caller's members).
         repeat = repeat.with_job_id(opts["jobId"])
-    next_ms = _repeat.next_millis(repeat, now_ms, 0, local_tz=local_tz)
+    return _iteration(name, data_json, repeat, opts, now_ms, 0, local_tz, must_exist=False)
+
+
+def prepare_next_iteration(
+    name: str, data: Any, opts: Mapping[str, Any], now_ms: int, local_tz: str = "UTC"
+) -> PreparedJob | None:
+    """The next iteration a worker schedules when it takes a repeatable job (nextRepeatableJob).
+
+    As in Node, the repeat key is recomputed from the job's name and ``opts.repeat`` (``opts.repeat.key``
+    is not trusted), ``prevMillis`` comes from the job's opts, and nothing is added when the definition
+    has been removed meanwhile (checked atomically with the add).
+    """
+    repeat = _repeat.RepeatOptions.from_opts(opts["repeat"])
+    prev = opts.get("prevMillis") or 0
+    if not prev and opts.get("jobId"):
+        repeat = repeat.with_job_id(opts["jobId"])
+    return _iteration(name, to_json(data), repeat, dict(opts), now_ms, int(prev), local_tz, must_exist=True)
+
+
+def _iteration(
+    name: str,
+    data_json: str,
+    repeat: _repeat.RepeatOptions,
+    opts: dict[str, Any],
+    now_ms: int,
+    prev_millis: int,
+    local_tz: str,
+    *,
+    must_exist: bool,
+) -> PreparedJob | None:
+    next_ms = _repeat.next_millis(repeat, now_ms, prev_millis, local_tz=local_tz)
     if next_ms is None:
         return None
     key = _repeat.repeat_key(name, repeat)
     iteration = _repeat.iteration_id(name, repeat, key, next_ms)
     delay = next_ms - now_ms
     # lodash defaultsDeep({repeat: {count, key}, jobId, delay, timestamp, prevMillis}, opts): the
-    # iteration's members first, the caller's repeat members after count/key, then the caller's options.
+    # iteration's members first, the caller's repeat members after count/key, then the other options.
     merged: dict[str, Any] = {
         "repeat": repeat.to_opts(_repeat.next_count(repeat), key),
         "jobId": iteration,
@@ -319,7 +350,5 @@ def _prepare_repeat(
     for k, v in opts.items():
         merged.setdefault(k, v)
     set_default_opts(merged, now_ms)
-    return PreparedJob(
-        _write(name, data_json, merged, iteration, repeat_key=key, repeat_next=str(next_ms)),
-        merged,
-    )
+    write = _write(name, data_json, merged, iteration, repeat_key=key, repeat_next=str(next_ms))
+    return PreparedJob(dataclasses.replace(write, repeat_must_exist=must_exist), merged)

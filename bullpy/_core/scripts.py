@@ -89,13 +89,14 @@ class JobWrite:
     debounce_ttl: str = ""
     repeat_key: str = ""
     repeat_next: str = ""
+    repeat_must_exist: bool = False  # a worker's next iteration: skip it if the series was removed
 
     def argv(self) -> list[str]:
         delayed_ts = self.timestamp + self.delay if self.delay else 0
         return [
             self.custom_id, self.name, self.data, self.opts, str(self.timestamp), str(self.delay),
             str(delayed_ts), self.priority, "RPUSH" if self.lifo else "LPUSH", self.debounce_id,
-            self.debounce_ttl, self.repeat_key, self.repeat_next,
+            self.debounce_ttl, self.repeat_key, self.repeat_next, "1" if self.repeat_must_exist else "",
         ]
 
 
@@ -104,7 +105,7 @@ class Added:
     """What addJob answered for one job."""
 
     id: str
-    status: str  # "added", "duplicate" or "debounced"
+    status: str  # "added", "duplicate", "debounced" or "ended" (a removed repeatable series)
 
 
 def _parse_added(reply: Any) -> list[Added]:
@@ -275,4 +276,147 @@ def remove_job(keys: QueueKeys, job_id: str) -> Call[int]:
               keys("failed"), keys("priority")],
         args=[keys.base, job_id],
         parse=_int,
+    )
+
+
+# --- working (a worker's side of the protocol) -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Taken:
+    """A job a worker now holds: its id and raw hash fields."""
+
+    id: str
+    fields: dict[str, str]
+
+
+def _parse_taken(reply: Any) -> Taken | None:
+    if not reply or isinstance(reply, int):
+        return None
+    flat, job_id = reply[0], _text(reply[1])
+    fields = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+    return Taken(job_id, fields)
+
+
+@dataclass(frozen=True)
+class Limiter:
+    """Bull's rate limiter: at most ``max`` jobs taken per ``duration`` ms, shared by the whole fleet."""
+
+    max: int
+    duration: int
+    group_key: bool = False
+
+
+def move_to_active(
+    keys: QueueKeys, token: str, lock_duration: int, now_ms: int, job_id: str = "", limiter: Limiter | None = None
+) -> Call[Taken | None]:
+    args = [keys.base, token, str(lock_duration), str(now_ms), job_id]
+    if limiter is not None:
+        args += [str(limiter.max), str(limiter.duration), "1" if limiter.group_key else ""]
+    return Call(
+        "move_to_active",
+        keys=[keys("wait"), keys("active"), keys("priority"), keys.channel("active", token), keys("stalled"),
+              keys("limiter"), keys("delayed"), keys("drained")],
+        args=args,
+        parse=_parse_taken,
+    )
+
+
+@dataclass(frozen=True)
+class KeepJobs:
+    """removeOnComplete / removeOnFail as the finishing script takes it: count None keeps all, 0 deletes."""
+
+    count: int | None = None
+    age: int | None = None
+
+
+def _finished_reply(job_id: str, command: str) -> Callable[[Any], Taken | None]:
+    def parse(reply: Any) -> Taken | None:
+        if isinstance(reply, int):
+            if reply < 0:
+                raise error_for_code(reply, job_id, command)
+            return None
+        return _parse_taken(reply)
+
+    return parse
+
+
+def move_to_completed(
+    keys: QueueKeys, job_id: str, token: str, finished_on: int, returnvalue_json: str, keep: KeepJobs,
+    payload: str, fetch_next: bool, lock_duration: int, metrics_points: int | None,
+) -> Call[Taken | None]:
+    return Call(
+        "move_to_finished",
+        keys=[keys("active"), keys("completed"), keys.job(job_id), keys("wait"), keys("priority"),
+              keys.channel("active", token), keys("stalled"), keys("metrics:completed")],
+        args=[job_id, str(finished_on), "returnvalue", returnvalue_json, token,
+              "" if keep.count is None else str(keep.count), "" if keep.age is None else str(keep.age),
+              payload, "1" if fetch_next else "0", keys.base, str(lock_duration),
+              "" if metrics_points is None else str(metrics_points)],
+        parse=_finished_reply(job_id, "finished"),
+    )
+
+
+@dataclass(frozen=True)
+class FailedAttempt:
+    """One failed attempt and what follows it: "retry" now, "delay" until a score, or "fail" for good."""
+
+    stacktrace_json: str
+    reason: str
+    attempts_made: int
+    next: str
+    lifo: bool = False
+    delayed_score: int = 0
+    finished_on: int = 0
+    keep: KeepJobs = KeepJobs()
+    payload: str = ""
+
+
+def move_to_failed(
+    keys: QueueKeys, job_id: str, token: str, attempt: FailedAttempt, metrics_points: int | None
+) -> Call[int]:
+    if attempt.next == "retry":
+        arg7 = "RPUSH" if attempt.lifo else "LPUSH"
+    elif attempt.next == "delay":
+        arg7 = str(attempt.delayed_score)
+    else:
+        arg7 = str(attempt.finished_on)
+    keep = attempt.keep
+    return Call(
+        "move_to_failed",
+        keys=[keys("active"), keys("failed"), keys.job(job_id), keys("wait"), keys("priority"), keys("stalled"),
+              keys("delayed"), keys("meta-paused"), keys("paused"), keys("metrics:failed")],
+        args=[job_id, token, attempt.stacktrace_json, attempt.reason, str(attempt.attempts_made), attempt.next,
+              arg7, "" if keep.count is None else str(keep.count), "" if keep.age is None else str(keep.age),
+              attempt.payload, keys.base, "" if metrics_points is None else str(metrics_points)],
+        parse=raise_for_code(job_id, {"retry": "retry", "delay": "delayed"}.get(attempt.next, "failed")),
+    )
+
+
+def extend_locks(keys: QueueKeys, token: str, lock_duration: int, job_ids: Sequence[str]) -> Call[list[bool]]:
+    return Call(
+        "extend_locks",
+        keys=[keys("stalled")],
+        args=[keys.base, token, str(lock_duration), *job_ids],
+        parse=lambda reply: [bool(int(x)) for x in reply],
+    )
+
+
+def move_stalled_jobs_to_wait(
+    keys: QueueKeys, max_stalled_count: int, now_ms: int, stalled_interval: int
+) -> Call[tuple[list[str], list[str]]]:
+    return Call(
+        "move_stalled_jobs_to_wait",
+        keys=[keys("stalled"), keys("wait"), keys("active"), keys("failed"), keys("stalled-check"),
+              keys("meta-paused"), keys("paused")],
+        args=[str(max_stalled_count), keys.base, str(now_ms), str(stalled_interval)],
+        parse=lambda reply: ([_text(x) for x in reply[0]], [_text(x) for x in reply[1]]),
+    )
+
+
+def update_delay_set(keys: QueueKeys, now_ms: int, token: str) -> Call[float | None]:
+    return Call(
+        "update_delay_set",
+        keys=[keys("delayed"), keys("active"), keys("wait"), keys("priority"), keys("paused"), keys("meta-paused")],
+        args=[keys.base, str(now_ms), token],
+        parse=lambda reply: None if reply is None else float(_text(reply)),
     )
