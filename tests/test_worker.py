@@ -1,0 +1,252 @@
+"""The Python worker on a real Redis: handlers, failures, timeouts, close/pause, settings, Redis restarts.
+
+(Mixed fleets with Node workers are in tests/interop.)"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+import bullpy
+from bullpy.worker import Worker
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def make_worker(queue: bullpy.Queue) -> Iterator[Callable[..., Worker]]:
+    made: list[Worker] = []
+
+    def make(handler: Any, q: bullpy.Queue | None = None, **settings: Any) -> Worker:
+        worker = Worker(q or queue, handler, **settings).start()
+        made.append(worker)
+        return worker
+
+    yield make
+    for worker in made:
+        worker.close(force=True, timeout=5)
+
+
+def test_plain_async_and_named_handlers(queue: bullpy.Queue, make_worker: Callable[..., Worker]) -> None:
+    async def send(job: bullpy.Job) -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        return {"sent": job.data["n"]}
+
+    make_worker({"send": send, "*": lambda job: job.name})
+    a = queue.add({"n": 1}, name="send")
+    b = queue.add({"n": 2}, name="report")
+    assert a and b
+    wait_until(lambda: queue.get_completed_count() == 2)
+    assert queue.get_job(a.id).returnvalue == {"sent": 1}  # type: ignore[union-attr]
+    assert queue.get_job(b.id).returnvalue == "report"  # type: ignore[union-attr]
+
+
+def test_missing_handler_fails_like_node(queue: bullpy.Queue, make_worker: Callable[..., Worker]) -> None:
+    make_worker({"send": lambda job: 1})
+    job = queue.add({}, name="other")
+    assert job
+    wait_until(lambda: queue.get_failed_count() == 1)
+    assert queue.get_job(job.id).failed_reason == "Missing process handler for job type other"  # type: ignore[union-attr]
+
+
+def test_unserialisable_result_fails_the_job(queue: bullpy.Queue, make_worker: Callable[..., Worker]) -> None:
+    make_worker(lambda job: {"when": object()})
+    job = queue.add({})
+    assert job
+    wait_until(lambda: queue.get_failed_count() == 1)
+    failed = queue.get_job(job.id)
+    assert failed is not None and "returnvalue['when']" in (failed.failed_reason or "")
+    assert failed.attempts_made == 1
+
+
+def test_handler_past_timeout_fails_and_the_worker_goes_on(queue: bullpy.Queue, make_worker: Callable[..., Worker]) -> None:
+    release = threading.Event()
+
+    def handler(job: bullpy.Job) -> str:
+        if job.data.get("hang"):
+            release.wait(5)
+        return "ok"
+
+    make_worker(handler, concurrency=2)
+    slow = queue.add({"hang": True}, timeout=200, attempts=2)
+    fast = queue.add({})
+    assert slow and fast
+    wait_until(lambda: queue.get_failed_count() == 1)
+    failed = queue.get_job(slow.id)
+    assert failed is not None
+    assert failed.failed_reason == "Promise timed out after 200 milliseconds"
+    assert failed.attempts_made == 2 and failed.stacktrace[0].startswith("TimeoutError")
+    assert queue.get_job(fast.id).returnvalue == "ok"  # type: ignore[union-attr]
+    release.set()
+
+
+def test_progress_log_and_events(queue: bullpy.Queue, make_worker: Callable[..., Worker]) -> None:
+    seen: list[tuple[str, Any]] = []
+    queue.on("active", lambda job, _p: seen.append(("active", job.id)))
+    queue.on("progress", lambda job, p: seen.append(("progress", p)))
+    queue.on("completed", lambda job, r: seen.append(("completed", r)))
+    queue.on("failed", lambda job, e: seen.append(("failed", str(e))))
+    queue.on("drained", lambda: seen.append(("drained", None)))
+
+    def handler(job: bullpy.Job) -> int:
+        job.update_progress(50)
+        job.log("half way")
+        if job.data.get("fail"):
+            raise ValueError("nope")
+        return 7
+
+    make_worker(handler)
+    ok = queue.add({})
+    bad = queue.add({"fail": True})
+    assert ok and bad
+    wait_until(lambda: ("failed", "nope") in seen and ("drained", None) in seen)
+    assert ("active", ok.id) in seen and ("progress", 50) in seen and ("completed", 7) in seen
+    assert queue.get_job_logs(ok.id).logs == ["half way"]
+
+
+def test_close_lets_current_jobs_finish(queue: bullpy.Queue) -> None:
+    started = threading.Event()
+
+    def handler(job: bullpy.Job) -> str:
+        started.set()
+        time.sleep(0.5)
+        return "finished"
+
+    worker = Worker(queue, handler).start()
+    job = queue.add({})
+    assert job
+    started.wait(5)
+    worker.close()
+    assert queue.get_job(job.id).returnvalue == "finished"  # type: ignore[union-attr]
+    assert not worker.running
+    queue.add({})
+    time.sleep(0.3)
+    assert queue.get_job_counts()["waiting"] == 1  # nothing takes jobs after close
+
+
+def test_local_pause_and_resume(queue: bullpy.Queue, make_worker: Callable[..., Worker]) -> None:
+    worker = make_worker(lambda job: None)
+    worker.pause()
+    queue.add({})
+    time.sleep(0.5)
+    assert queue.get_job_counts()["waiting"] == 1
+    assert not queue.is_paused()  # local: Redis unchanged
+    worker.resume()
+    wait_until(lambda: queue.get_completed_count() == 1)
+    assert worker.when_current_jobs_finished(timeout=2)
+
+
+def test_global_pause_stops_python_workers(queue: bullpy.Queue, make_worker: Callable[..., Worker]) -> None:
+    make_worker(lambda job: None)
+    queue.pause()
+    queue.add({})
+    time.sleep(0.5)
+    assert queue.get_job_counts("paused")["paused"] == 1
+    queue.resume()
+    wait_until(lambda: queue.get_completed_count() == 1)
+
+
+def test_workers_are_listed_like_node_workers(queue: bullpy.Queue, make_worker: Callable[..., Worker]) -> None:
+    make_worker(lambda job: None)
+    make_worker(lambda job: None)
+    workers = wait_until(lambda: len(queue.get_workers()) == 2 and queue.get_workers())
+    assert all(w["name"] == queue.name for w in workers)
+
+
+def test_bad_settings_are_refused(queue: bullpy.Queue) -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        Worker(queue, lambda job: None, concurrency=0)
+    with pytest.raises(ValueError, match="bounce_back"):
+        Worker(queue, lambda job: None, limiter={"max": 1, "duration": 1000, "bounce_back": True})
+    with pytest.raises(ValueError, match="duration"):
+        Worker(queue, lambda job: None, limiter={"max": 1})
+    with pytest.raises(TypeError, match="callable"):
+        Worker(queue, "not a function")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no handler"):
+        Worker(queue).run()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Callable[[], None]]:
+    """A private redis-server with AOF on; calling the fixture's value restarts it."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    args = [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--appendonly", "yes",
+            "--save", ""]
+    state: dict[str, Any] = {}
+
+    def start() -> None:
+        state["proc"] = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        wait_until(lambda: _pings(port), 10)
+
+    def restart() -> None:
+        state["proc"].terminate()
+        state["proc"].wait(10)
+        time.sleep(0.5)
+        start()
+
+    start()
+    state["url"] = f"redis://127.0.0.1:{port}/0"
+    restart.url = state["url"]  # type: ignore[attr-defined]
+    yield restart
+    state["proc"].terminate()
+    state["proc"].wait(10)
+
+
+def _pings(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port).ping())
+    except redis.RedisError:
+        return False
+
+
+def test_worker_survives_a_redis_restart(own_redis: Any) -> None:
+    queue = bullpy.Queue("restart-q", own_redis.url)
+    errors: list[BaseException] = []
+    queue.on("error", errors.append)
+    worker = Worker(queue, lambda job: job.data["n"]).start()
+    try:
+        first = [queue.add({"n": i}) for i in range(5)]
+        wait_until(lambda: queue.get_completed_count() == 5)
+        own_redis()  # restart: connections drop; AOF keeps the data
+        wait_until(lambda: _safe(lambda: queue.get_completed_count()) == 5, 10)
+        later = [queue.add({"n": i}) for i in range(5, 10)]
+        wait_until(lambda: _safe(lambda: queue.get_completed_count()) == 10, 20)
+        assert errors, "the connection loss should have been reported as an error event"
+        assert [queue.get_job(j.id).returnvalue for j in first + later] == list(range(10))  # type: ignore[union-attr]
+    finally:
+        worker.close(timeout=5)
+        queue.close()
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (redis.RedisError, ConnectionError):
+        return None
