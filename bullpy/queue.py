@@ -145,6 +145,31 @@ class Queue:
     def _emit(self, event: str, *args: Any) -> None:
         self._emitter.emit(event, *args)
 
+    # --- DataFrames (pip install 'bullpy[pandas]') ---------------------------------------------------------
+    def add_frame(self, df: Any, **options: Any) -> Any:
+        """Queue one job per DataFrame row; see ``bullpy.frames.add_frame``."""
+        from . import frames
+
+        return frames.add_frame(self, df, **options)
+
+    def jobs_frame(self, states: Sequence[str] | None = None, **options: Any) -> Any:
+        """The queue's jobs as a DataFrame; see ``bullpy.frames.jobs_frame``."""
+        from . import frames
+
+        return frames.jobs_frame(self, states or frames.ALL_STATES, **options)
+
+    def counts_frame(self) -> Any:
+        """Job counts per state as a one-row DataFrame."""
+        from . import frames
+
+        return frames.counts_frame(self)
+
+    def campaign_status(self, result: Any) -> Any:
+        """Where each job of an ``add_frame`` result is now; see ``bullpy.frames.campaign_status``."""
+        from . import frames
+
+        return frames.campaign_status(self, result)
+
     # --- processing -------------------------------------------------------------------------------------
     def process(self, handler: Any, concurrency: int = 1, **settings: Any) -> Any:
         """Start processing jobs in background threads with ``handler`` (plain or ``async def``, or a
@@ -186,11 +211,12 @@ class Queue:
         added = self._run(scripts.add_jobs(self.keys, self.token, [prepared.write]))[0]
         return self._job_from_write(added, prepared.write)
 
-    def add_bulk(self, jobs: Iterable[Mapping[str, Any]], *, batch_size: int = 1000) -> list[Job]:
+    def add_bulk(self, jobs: Iterable[Mapping[str, Any]], *, batch_size: int = 1000, dry_run: bool = False) -> list[Job]:
         """Add many jobs: each item is ``{"data": ..., "name": ..., "opts": {...snake_case options}}``.
 
         Everything is validated before the first write; each batch of ``batch_size`` jobs is one
-        atomic script call, and all batches go in one round trip.
+        atomic script call, and all batches go in one round trip. ``dry_run`` validates and encodes
+        only, writes nothing and returns an empty list.
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -211,6 +237,8 @@ class Queue:
                 raise type(exc)(f"add_bulk item {index}: {exc}") from exc
             assert prepared is not None
             writes.append(prepared.write)
+        if dry_run:
+            return []
         calls = [
             scripts.add_jobs(self.keys, self.token, writes[i : i + batch_size])
             for i in range(0, len(writes), batch_size)
@@ -319,6 +347,11 @@ class Queue:
                 items.reverse()
             ids.extend(items)
         return ids
+
+    def get_states(self, ids: Sequence[str]) -> dict[str, str]:
+        """The state of many jobs in one round trip (``missing`` for ids whose job is gone)."""
+        calls = [scripts.get_state(self.keys, str(i)) for i in ids]
+        return dict(zip((str(i) for i in ids), self._runner.run_many(calls, transaction=False)))
 
     def get_jobs_by_ids(self, ids: Sequence[str]) -> list[Job]:
         """Read many jobs in one round trip; ids whose hash is gone are skipped."""

@@ -1,0 +1,451 @@
+"""pandas for Bull queues: campaigns from DataFrames, and any queue back as a DataFrame.
+
+An optional layer on bullpy's public API (``pip install 'bullpy[pandas]'``):
+
+* ``add_frame``: one job per row, validated whole before the first write, idempotent with job ids, paced
+  with ``rate`` or ``send_at``, streamed in chunks with a progress bar;
+* ``jobs_frame`` / ``counts_frame`` / ``campaign_status``: read jobs back in pipelined chunks;
+* ``read_campaign``: CSV, Parquet and JSON lines through the same path (the CLI reuses it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import string
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import MissingDependency
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .queue import Queue
+
+try:
+    import pandas as pd  # noqa: F811
+except ImportError as exc:  # pragma: no cover - the extra is missing
+    raise MissingDependency("pandas", "pandas") from exc
+
+ALL_STATES = ("waiting", "paused", "active", "delayed", "completed", "failed")
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(ms|s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "sec": 1000, "second": 1000, "m": 60_000, "min": 60_000, "minute": 60_000,
+            "h": 3_600_000, "hour": 3_600_000, "d": 86_400_000, "day": 86_400_000}
+_ROWS_SHOWN = 10
+
+
+class FrameError(ValueError):
+    """A campaign frame is not valid; ``rows`` holds the offending row labels."""
+
+    def __init__(self, message: str, rows: Sequence[Any] = ()) -> None:
+        shown = list(rows)[:_ROWS_SHOWN]
+        more = f" and {len(rows) - _ROWS_SHOWN} more" if len(rows) > _ROWS_SHOWN else ""
+        super().__init__(f"{message}" + (f" (rows {shown}{more})" if rows else ""))
+        self.rows = list(rows)
+
+
+def parse_rate(rate: str | float | None) -> float | None:
+    """``"20/min"``, ``"5/s"``, ``"100/h"`` or jobs per second -> milliseconds between two jobs."""
+    if rate is None:
+        return None
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool):
+        if rate <= 0 or not math.isfinite(rate):
+            raise ValueError(f"rate must be positive, got {rate!r}")
+        return 1000.0 / float(rate)
+    if not isinstance(rate, str):
+        raise TypeError(f"rate must be like '20/min' or a number per second, got {rate!r}")
+    match = _RATE.match(rate)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"rate must be like '20/min', '5/s' or '100/h', got {rate!r}")
+    return _UNIT_MS[match.group(2)] / float(match.group(1))
+
+
+def _template_fields(template: str) -> list[str]:
+    return [field for _, field, _, _ in string.Formatter().parse(template) if field]
+
+
+def _js_date(value: Any) -> str:
+    """A timestamp as JavaScript's Date.toJSON writes it (naive values are taken as UTC)."""
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return str(ts.strftime("%Y-%m-%dT%H:%M:%S.")) + f"{ts.microsecond // 1000:03d}Z"
+
+
+def _column_values(series: pd.Series) -> list[Any]:
+    """A column as JSON-ready Python values: numpy scalars unboxed, timestamps as JS dates, NA as None."""
+    kind = series.dtype.kind
+    if kind == "M":
+        return [None if pd.isna(v) else _js_date(v) for v in series]
+    values: list[Any] = series.tolist()
+    if kind in "fc" or kind == "O":
+        out: list[Any] = []
+        for v in values:
+            if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+                out.append(None)
+            elif isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+                out.append(int(v))  # pandas turns int columns with gaps into floats; JS writes 12 either way
+            elif isinstance(v, (pd.Timestamp, dt.datetime)):
+                out.append(_js_date(v))
+            elif hasattr(v, "item") and not isinstance(v, (list, dict, str)):
+                out.append(v.item())  # numpy scalars in object columns
+            else:
+                out.append(v)
+        return out
+    return values
+
+
+class _Plan:
+    """Everything validated about a frame before anything is written."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+def add_frame(
+    queue: Queue,
+    df: pd.DataFrame,
+    *,
+    data: Sequence[str] | Callable[[Mapping[str, Any]], Any] | None = None,
+    name: str | None = None,
+    job_id: str | None = None,
+    priority: str | int | None = None,
+    delay: str | int | None = None,
+    send_at: str | None = None,
+    attempts: str | int | None = None,
+    backoff: int | Mapping[str, Any] | None = None,
+    rate: str | float | None = None,
+    allow_null: bool | Sequence[str] = False,
+    strict: bool = False,
+    chunk_size: int = 1000,
+    progress: bool = True,
+    **job_options: Any,
+) -> pd.DataFrame:
+    """Queue one job per row; returns a frame aligned to ``df.index`` with ``job_id`` and ``status``.
+
+    Args:
+        data: the columns that make each job's data (default: all), or a function row -> data.
+        name: the job name for every row (default Bull's ``__default__``).
+        job_id: a column, or a template such as ``"spring-{customer_id}"``; with ids a re-run adds only
+            the rows not queued yet (``status`` ``duplicate`` for the others).
+        priority, delay, attempts: a column name or one value for all rows.
+        send_at: a datetime column; each job is delayed until then (``strict``: a time in the past is an
+            error, else it is sent now).
+        rate: pace the campaign, e.g. ``"20/min"``: row *i* (in frame order) waits *i* intervals more.
+        allow_null: columns (or True for all) whose missing values become JSON null; elsewhere a missing
+            value is an error naming the rows.
+        chunk_size: rows per atomic script call.
+        progress: show a progress bar (tqdm: a widget in notebooks, text in terminals).
+        job_options: any other ``Queue.add`` option, for every row (``remove_on_complete=...``).
+    """
+    plan = _validate(queue, df, data=data, name=name, job_id=job_id, priority=priority, delay=delay,
+                     send_at=send_at, attempts=attempts, backoff=backoff, rate=rate, allow_null=allow_null,
+                     strict=strict, chunk_size=chunk_size, job_options=job_options)
+    ids: list[str] = []
+    statuses: list[str] = []
+    bar = _progress(len(df), progress, f"{queue.name}")
+    try:
+        for start, jobs in _chunks(plan, df):
+            for job in queue.add_bulk(jobs, batch_size=len(jobs) or 1):
+                ids.append(job.id)
+                statuses.append("duplicate" if job.duplicate else "added")
+            if bar is not None:
+                bar.update(len(jobs))
+    finally:
+        if bar is not None:
+            bar.close()
+    return pd.DataFrame({"job_id": ids, "status": statuses}, index=df.index)
+
+
+def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"add_frame needs a pandas DataFrame, got {type(df).__name__}")
+    if not isinstance(kw["chunk_size"], int) or kw["chunk_size"] < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {kw['chunk_size']!r}")
+    if not df.index.is_unique:
+        raise FrameError("the frame's index has duplicate labels; results are aligned to it", 
+                         list(df.index[df.index.duplicated()]))
+    columns = [str(c) for c in df.columns]
+    if len(set(columns)) != len(columns):
+        raise FrameError(f"the frame has duplicate column names: {sorted({c for c in columns if columns.count(c) > 1})}")
+
+    def need(column: str, what: str) -> None:
+        if column not in df.columns:
+            raise FrameError(f"{what}: no column {column!r} in the frame (columns: {columns})")
+
+    data = kw["data"]
+    if data is None:
+        data_columns = [c for c in df.columns]
+    elif callable(data):
+        data_columns = None
+    else:
+        if isinstance(data, str):
+            raise TypeError("data must be a list of column names or a function row -> data")
+        for c in data:
+            need(c, "data")
+        data_columns = list(data)
+
+    per_row: dict[str, str] = {}
+    constant: dict[str, Any] = {}
+    for option in ("priority", "delay", "attempts"):
+        value = kw[option]
+        if isinstance(value, str):
+            need(value, option)
+            per_row[option] = value
+        elif value is not None:
+            constant[option] = value
+    if kw["backoff"] is not None:
+        constant["backoff"] = kw["backoff"]
+    if "job_id" in kw["job_options"]:
+        raise TypeError("pass job_id as add_frame(job_id=column or template)")
+    constant.update(kw["job_options"])
+    if "repeat" in constant:
+        raise ValueError("repeatable jobs cannot be added from a frame; use queue.add(..., repeat=...)")
+
+    # Null checks, vectorised: data columns and option columns must be complete unless allowed.
+    allow = kw["allow_null"]
+    allowed = set(df.columns) if allow is True else set(allow or ())
+    for c in allowed:
+        need(c, "allow_null")
+    checked = (data_columns or []) + list(per_row.values())
+    for c in dict.fromkeys(checked):
+        if c in allowed and c in (data_columns or []) and c not in per_row.values():
+            continue
+        missing = df.index[df[c].isna()]
+        if len(missing):
+            raise FrameError(f"column {c!r} has missing values (NaN/None/NA); pass allow_null=[{c!r}] to send "
+                             f"them as null", list(missing))
+
+    ids: list[str] | None = None
+    template = kw["job_id"]
+    if template is not None:
+        if not isinstance(template, str) or not template:
+            raise TypeError("job_id must be a column name or a template such as 'spring-{customer_id}'")
+        if template in df.columns:
+            series = df[template]
+            bad = df.index[series.isna()]
+            if len(bad):
+                raise FrameError(f"job_id column {template!r} has missing values", list(bad))
+            ids = [str(v) for v in _column_values(series)]
+        else:
+            fields = _template_fields(template)
+            if not fields:
+                raise FrameError(f"job_id {template!r} is neither a column nor a template with {{column}} fields")
+            for f in fields:
+                need(f, "job_id template")
+            values = {f: _column_values(df[f]) for f in fields}
+            ids = [template.format_map({f: values[f][i] for f in fields}) for i in range(len(df))]
+        dup = pd.Series(ids, index=df.index).duplicated(keep=False)
+        if dup.any():
+            raise FrameError("job ids repeat within the frame (each row needs its own)", list(df.index[dup]))
+        from ._core.keys import check_job_id
+
+        for label, value in zip(df.index, ids):
+            try:
+                check_job_id(value)
+            except ValueError as exc:
+                raise FrameError(f"job_id: {exc}", [label]) from None
+
+    now = int(time.time() * 1000)
+    delays = [0] * len(df)
+    if kw["send_at"] is not None:
+        need(kw["send_at"], "send_at")
+        times = pd.to_datetime(df[kw["send_at"]], utc=True, errors="coerce")
+        bad = df.index[times.isna()]
+        if len(bad):
+            raise FrameError(f"send_at column {kw['send_at']!r} has missing or unreadable times", list(bad))
+        due = (times.astype("int64") // 1_000_000).tolist()
+        past = [label for label, d in zip(df.index, due) if d < now]
+        if past and kw["strict"]:
+            raise FrameError(f"send_at is in the past (strict=True)", past)
+        delays = [max(int(d) - now, 0) for d in due]
+    interval = parse_rate(kw["rate"])
+    if interval is not None:
+        delays = [d + int(round(i * interval)) for i, d in enumerate(delays)]
+
+    # Options through the library's own validation: the constants once, each distinct value of an
+    # option column once, so a bad value is found before the first write and named by its rows.
+    queue.add_bulk([{"data": {}, "name": kw["name"], "opts": constant}], dry_run=True)
+    for option, column in per_row.items():
+        column_values = _column_values(df[column])
+        for value in dict.fromkeys(column_values):
+            try:
+                queue.add_bulk([{"data": {}, "opts": {**constant, option: value}}], dry_run=True)
+            except (TypeError, ValueError) as exc:
+                rows = [label for label, v in zip(df.index, column_values) if v == value]
+                raise FrameError(f"column {column!r}: {str(exc).removeprefix('add_bulk item 0: ')}", rows) from None
+    # Object columns are the only ones that can hold values JSON cannot write: check them up front.
+    if data_columns is not None:
+        from ._core.codec import to_json
+
+        for c in data_columns:
+            if df[c].dtype.kind == "O":
+                for label, v in zip(df.index, _column_values(df[c])):
+                    try:
+                        to_json(v, where=f"data[{str(c)!r}]")
+                    except (TypeError, ValueError) as exc:
+                        raise FrameError(str(exc), [label]) from None
+    return _Plan(data=data, data_columns=data_columns, per_row=per_row, constant=constant, ids=ids,
+                 delays=delays, name=kw["name"], chunk_size=kw["chunk_size"], queue=queue,
+                 has_delay=kw["send_at"] is not None or interval is not None)
+
+
+def _chunks(plan: Any, df: pd.DataFrame) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    for start in range(0, len(df), plan.chunk_size):
+        chunk = df.iloc[start : start + plan.chunk_size]
+        n = len(chunk)
+        if plan.data_columns is not None:
+            cols = [str(c) for c in plan.data_columns]
+            values = [_column_values(chunk[c]) for c in plan.data_columns]
+            rows_data: list[Any] = [dict(zip(cols, row)) for row in zip(*values)] if values else [{}] * n
+        else:
+            records = chunk.to_dict("records")
+            rows_data = []
+            for label, record in zip(chunk.index, records):
+                try:
+                    rows_data.append(plan.data(record))
+                except Exception as exc:
+                    raise FrameError(f"data function failed: {exc}", [label]) from exc
+        option_values = {opt: _column_values(chunk[col]) for opt, col in plan.per_row.items()}
+        jobs = []
+        for i in range(n):
+            opts = dict(plan.constant)
+            for opt, vals in option_values.items():
+                opts[opt] = vals[i]
+            if plan.has_delay:
+                opts["delay"] = int(opts.get("delay") or 0) + plan.delays[start + i]
+            if plan.ids is not None:
+                opts["job_id"] = plan.ids[start + i]
+            job: dict[str, Any] = {"data": rows_data[i], "opts": opts}
+            if plan.name is not None:
+                job["name"] = plan.name
+            jobs.append(job)
+        yield start, jobs
+
+
+def _progress(total: int, enabled: bool, label: str) -> Any:
+    if not enabled or total == 0:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=f"queueing to {label}", unit="job")
+
+
+# --- reading back ----------------------------------------------------------------------------------------
+
+_FIELDS = ("id", "state", "name", "data", "priority", "delay", "attempts_made", "progress", "timestamp",
+           "processed_on", "finished_on", "failed_reason", "returnvalue")
+
+
+def jobs_frame(
+    queue: Queue,
+    states: Sequence[str] = ALL_STATES,
+    *,
+    start: int = 0,
+    end: int = -1,
+    fields: Sequence[str] | None = None,
+    expand_data: bool = True,
+    chunk_size: int = 5000,
+) -> pd.DataFrame:
+    """One row per job of the given states: id, state, name, data columns, options and times.
+
+    Read in pipelined chunks of ``chunk_size`` jobs; times are tz-aware UTC datetimes.
+    """
+    wanted = list(fields) if fields is not None else list(_FIELDS)
+    unknown = set(wanted) - set(_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}; known: {', '.join(_FIELDS)}")
+    columns: dict[str, list[Any]] = {f: [] for f in wanted}
+    for state in states:
+        ids = queue.get_ranges([state], start, end, asc=state not in ("completed", "failed"))
+        for i in range(0, len(ids), chunk_size):
+            for job in queue.get_jobs_by_ids(ids[i : i + chunk_size]):
+                row = {
+                    "id": job.id, "state": "waiting" if state == "wait" else state, "name": job.name,
+                    "data": job.data, "priority": job.opts.get("priority", 0), "delay": job.opts.get("delay", 0),
+                    "attempts_made": job.attempts_made, "progress": job.progress, "timestamp": job.timestamp,
+                    "processed_on": job.processed_on, "finished_on": job.finished_on,
+                    "failed_reason": job.failed_reason, "returnvalue": job.returnvalue,
+                }
+                for f in wanted:
+                    columns[f].append(row[f])
+    frame = pd.DataFrame(columns)
+    for f in ("timestamp", "processed_on", "finished_on"):
+        if f in frame:
+            frame[f] = pd.to_datetime(frame[f], unit="ms", utc=True)
+    for f in ("priority", "delay", "attempts_made"):
+        if f in frame:
+            frame[f] = pd.array(frame[f], dtype="Int64")
+    for f in ("state", "name"):
+        if f in frame:
+            frame[f] = frame[f].astype("category") if f == "state" else frame[f].astype("string")
+    if "failed_reason" in frame:
+        frame["failed_reason"] = frame["failed_reason"].astype("string")
+    if expand_data and "data" in frame and len(frame):
+        if all(isinstance(d, dict) for d in frame["data"]):
+            expanded = pd.json_normalize(frame["data"].tolist()).set_index(frame.index)
+            expanded.columns = [f"data.{c}" for c in expanded.columns]
+            frame = pd.concat([frame.drop(columns=["data"]), expanded], axis=1)
+    return frame
+
+
+def counts_frame(queue: Queue | Iterable[Queue]) -> pd.DataFrame:
+    """Job counts per state, one row per queue."""
+    from .queue import Queue as _Queue
+
+    queues: list[Queue] = [queue] if isinstance(queue, _Queue) else list(queue)
+    rows = []
+    for q in queues:
+        counts = q.get_job_counts()
+        rows.append({"queue": q.name, "prefix": q.prefix, **counts, "paused_flag": q.is_paused()})
+    return pd.DataFrame(rows).set_index("queue")
+
+
+def campaign_status(queue: Queue, result: pd.DataFrame) -> pd.DataFrame:
+    """Where each job of an ``add_frame`` result is now: state, attempts, times, failure, returnvalue."""
+    if "job_id" not in result:
+        raise ValueError("campaign_status needs the frame add_frame returned (with a job_id column)")
+    ids = [str(i) for i in result["job_id"]]
+    jobs = {job.id: job for job in queue.get_jobs_by_ids(ids)}
+    states = queue.get_states(ids)
+    rows = []
+    for label, job_id in zip(result.index, ids):
+        job = jobs.get(job_id)
+        rows.append({
+            "job_id": job_id,
+            "state": states.get(job_id, "missing"),
+            "attempts_made": None if job is None else job.attempts_made,
+            "due": None if job is None or not job.delay or not job.timestamp else job.timestamp + job.delay,
+            "processed_on": None if job is None else job.processed_on,
+            "finished_on": None if job is None else job.finished_on,
+            "failed_reason": None if job is None else job.failed_reason,
+            "returnvalue": None if job is None else job.returnvalue,
+        })
+    frame = pd.DataFrame(rows, index=result.index)
+    for f in ("due", "processed_on", "finished_on"):
+        frame[f] = pd.to_datetime(frame[f], unit="ms", utc=True)
+    frame["attempts_made"] = pd.array(frame["attempts_made"], dtype="Int64")
+    return frame
+
+
+# --- files -----------------------------------------------------------------------------------------------
+
+def read_campaign(path: str | Path, *, format: str | None = None) -> pd.DataFrame:
+    """Read a campaign file: CSV, Parquet, or JSON lines (by extension, or ``format``).
+
+    CSV columns are read as text except where pandas is sure (so phone numbers keep leading zeros).
+    """
+    path = Path(path)
+    kind = (format or path.suffix.lstrip(".")).lower()
+    if kind in ("csv", "txt"):
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    if kind in ("parquet", "pq"):
+        return pd.read_parquet(path)
+    if kind in ("jsonl", "ndjson", "json"):
+        return pd.read_json(path, lines=True, dtype=False)
+    raise ValueError(f"unknown campaign file format {kind!r}: use .csv, .parquet or .jsonl (or format=...)")
