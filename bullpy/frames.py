@@ -81,7 +81,8 @@ def _column_values(series: pd.Series) -> list[Any]:
     if kind == "M":
         return [None if pd.isna(v) else _js_date(v) for v in series]
     values: list[Any] = series.tolist()
-    if kind in "fc" or kind == "O":
+    # Nullable extension dtypes (Int64, boolean, string) hand out pd.NA for gaps: take the general path.
+    if kind in "fcOSU" or series.hasnans:
         out: list[Any] = []
         for v in values:
             if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
@@ -257,7 +258,8 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
         bad = df.index[times.isna()]
         if len(bad):
             raise FrameError(f"send_at column {kw['send_at']!r} has missing or unreadable times", list(bad))
-        due = (times.astype("int64") // 1_000_000).tolist()
+        # Epoch ms whatever the resolution pandas chose (ns before pandas 3, us after).
+        due = times.dt.as_unit("ms").astype("int64").tolist()
         past = [label for label, d in zip(df.index, due) if d < now]
         if past and kw["strict"]:
             raise FrameError(f"send_at is in the past (strict=True)", past)

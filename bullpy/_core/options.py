@@ -218,7 +218,7 @@ def encode_data(data: Any) -> str:
         return "{}"
     if isinstance(data, float) and not math.isfinite(data):
         raise ValueError(f"data: {data!r} is not allowed (JavaScript would write null)")
-    return to_json(data)
+    return to_json(data, where="data")
 
 
 def check_name(name: str | None) -> str:

@@ -1,0 +1,159 @@
+"""DataFrames in and out: validation before the first write, idempotent re-runs, interrupted loads,
+reading a queue back as a frame. (Node sending a frame's campaign: tests/interop/test_campaign.py.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+import bullpy
+
+from .conftest import keyspace
+
+pd = pytest.importorskip("pandas")
+from bullpy.frames import FrameError, parse_rate, read_campaign  # noqa: E402
+
+
+def campaign(n: int = 5) -> Any:
+    return pd.DataFrame({
+        "customer_id": range(100, 100 + n),
+        "number": [f"55119999{i:05d}" for i in range(n)],
+        "name": [f"Cliente {i}" for i in range(n)],
+        "message": [f"Olá Cliente {i}, sua oferta chegou" for i in range(n)],
+        "score": [0.5 + i for i in range(n)],
+    }, index=[f"r{i}" for i in range(n)])
+
+
+def test_add_frame_writes_one_job_per_row(queue: bullpy.Queue) -> None:
+    df = campaign()
+    result = queue.add_frame(df, data=["number", "message", "score"], name="send", attempts=3,
+                             backoff={"type": "exponential", "delay": 2000}, progress=False)
+    assert list(result.index) == list(df.index)
+    assert (result["status"] == "added").all()
+    job = queue.get_job(result.loc["r2", "job_id"])
+    assert job is not None
+    assert job.name == "send"
+    assert job.data == {"number": "5511999900002", "message": "Olá Cliente 2, sua oferta chegou", "score": 2.5}
+    assert job.opts["attempts"] == 3 and job.opts["backoff"] == {"type": "exponential", "delay": 2000}
+
+
+def test_rerun_with_job_ids_adds_nothing(queue: bullpy.Queue, redis_client: redis.Redis, prefix: str) -> None:
+    df = campaign()
+    first = queue.add_frame(df, job_id="spring-{customer_id}", progress=False)
+    assert list(first["job_id"]) == [f"spring-{i}" for i in range(100, 105)]
+    before = keyspace(redis_client, prefix)
+    again = queue.add_frame(df, job_id="spring-{customer_id}", progress=False)
+    assert (again["status"] == "duplicate").all()
+    after = keyspace(redis_client, prefix)
+    after.pop(f"{queue.name}:id"), before.pop(f"{queue.name}:id")  # Bull counts every add attempt
+    assert after == before
+    more = pd.concat([df, campaign(7).iloc[5:]])
+    third = queue.add_frame(more, job_id="customer_id", progress=False)
+    assert list(third["status"]) == ["added"] * 7  # plain ids "100".. differ from "spring-100"..
+
+
+def test_interrupted_load_rerun_queues_each_row_once(queue: bullpy.Queue) -> None:
+    df = campaign(25)
+    calls = {"n": 0}
+    real = queue._runner.run_many
+
+    def flaky(batch: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise redis.ConnectionError("connection dropped mid-load")
+        return real(batch, **kw)
+
+    queue._runner.run_many = flaky  # type: ignore[method-assign]
+    with pytest.raises(redis.ConnectionError):
+        queue.add_frame(df, job_id="c-{customer_id}", chunk_size=5, progress=False)
+    queue._runner.run_many = real  # type: ignore[method-assign]
+    assert queue.count() == 10
+    rerun = queue.add_frame(df, job_id="c-{customer_id}", chunk_size=5, progress=False)
+    assert list(rerun["status"]) == ["duplicate"] * 10 + ["added"] * 15
+    assert queue.count() == 25
+    assert sorted(j.id for j in queue.get_waiting()) == sorted(f"c-{i}" for i in range(100, 125))
+
+
+BAD_FRAMES: list[tuple[str, Any, dict[str, Any], str, list[Any]]] = [
+    ("missing column", lambda df: df, {"data": ["number", "phone"]}, "no column 'phone'", []),
+    ("NaN in number", lambda df: df.assign(number=[None, "1", "2", math.nan, "4"]), {}, "'number' has missing", ["r0", "r3"]),
+    ("unserialisable object", lambda df: df.assign(extra=[{1, 2}, None, None, None, None]),
+     {"allow_null": ["extra"]}, "set is not JSON", ["r0"]),
+    ("duplicate job ids", lambda df: df.assign(customer_id=[1, 2, 1, 3, 3]), {"job_id": "x-{customer_id}"},
+     "repeat within the frame", ["r0", "r2", "r3", "r4"]),
+    ("send_at in the past", lambda df: df.assign(at=pd.Timestamp("2020-01-01", tz="UTC")),
+     {"send_at": "at", "strict": True}, "in the past", ["r0", "r1", "r2", "r3", "r4"]),
+    ("bad priority column", lambda df: df.assign(p=[1, 2, -1, 3, 1]), {"priority": "p"}, "priority", ["r2"]),
+    ("reserved id", lambda df: df.assign(k=["a", "b", "wait", "c", "d"]), {"job_id": "k"}, "reserved", ["r2"]),
+    ("bad rate", lambda df: df, {"rate": "fast"}, "rate", []),
+    ("unknown option", lambda df: df, {"atempts": 3}, "atempts", []),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "options", "text", "rows"), BAD_FRAMES, ids=[c[0] for c in BAD_FRAMES])
+def test_bad_frames_fail_naming_rows_and_write_nothing(
+    queue: bullpy.Queue, redis_client: redis.Redis, prefix: str,
+    case: str, change: Any, options: dict[str, Any], text: str, rows: list[Any],
+) -> None:
+    queue.add({"seed": 1})
+    before = keyspace(redis_client, prefix)
+    with pytest.raises((ValueError, TypeError), match=text) as info:
+        queue.add_frame(change(campaign()), progress=False, **options)
+    if rows:
+        assert isinstance(info.value, FrameError) and info.value.rows == rows
+    assert keyspace(redis_client, prefix) == before
+
+
+def test_rate_and_send_at_become_delays(queue: bullpy.Queue) -> None:
+    assert parse_rate("20/min") == 3000 and parse_rate("5/s") == 200 and parse_rate(2) == 500
+    df = campaign(4)
+    result = queue.add_frame(df, rate="10/s", progress=False)
+    delays = [queue.get_job(i).opts["delay"] for i in result["job_id"]]  # type: ignore[union-attr]
+    assert delays == [0, 100, 200, 300]
+    soon = pd.Timestamp.now(tz="UTC") + pd.Timedelta(minutes=10)
+    timed = queue.add_frame(df.assign(at=[soon] * 4), send_at="at", progress=False)
+    for job_id in timed["job_id"]:
+        job = queue.get_job(job_id)
+        assert job is not None and job.get_state() is bullpy.JobState.DELAYED
+        assert abs(job.timestamp + job.opts["delay"] - soon.value // 1_000_000) < 50  # type: ignore[operator]
+
+
+def test_values_are_converted_for_json(queue: bullpy.Queue) -> None:
+    df = pd.DataFrame({
+        "i": pd.array([1, None, 3], dtype="Int64"), "f": [1.0, 2.5, float("nan")],
+        "t": pd.to_datetime(["2026-11-27T10:00:00Z"] * 3), "b": [True, False, True], "s": ["a", "ü", None],
+    })
+    result = queue.add_frame(df, allow_null=True, progress=False)
+    data = [queue.get_job(i).data for i in result["job_id"]]  # type: ignore[union-attr]
+    assert data[0] == {"i": 1, "f": 1, "t": "2026-11-27T10:00:00.000Z", "b": True, "s": "a"}
+    assert data[1]["i"] is None and data[2]["f"] is None and data[2]["s"] is None
+
+
+def test_jobs_frame_and_campaign_status(queue: bullpy.Queue) -> None:
+    result = queue.add_frame(campaign(3), data=["number", "message"], job_id="c-{customer_id}", progress=False)
+    queue.add({"x": 1}, delay=60_000)
+    frame = queue.jobs_frame()
+    assert len(frame) == 4
+    assert set(frame["state"]) == {"waiting", "delayed"}
+    assert str(frame["timestamp"].dtype).startswith("datetime64") and frame["timestamp"].dt.tz is not None
+    assert "data.number" in frame.columns
+    status = queue.campaign_status(result)
+    assert list(status["state"]) == ["waiting"] * 3
+    assert list(status.index) == list(result.index)
+    counts = queue.counts_frame()
+    assert counts.loc[queue.name, "waiting"] == 3 and counts.loc[queue.name, "delayed"] == 1
+
+
+def test_read_campaign_formats(tmp_path: Path) -> None:
+    df = pd.DataFrame({"number": ["0551199", "5511"], "message": ["oi", "olá"]})
+    df.to_csv(tmp_path / "c.csv", index=False)
+    df.to_json(tmp_path / "c.jsonl", orient="records", lines=True, force_ascii=False)
+    assert read_campaign(tmp_path / "c.csv")["number"].tolist() == ["0551199", "5511"]  # leading zero kept
+    assert read_campaign(tmp_path / "c.jsonl")["message"].tolist() == ["oi", "olá"]
+    with pytest.raises(ValueError, match="format"):
+        read_campaign(tmp_path / "c.xlsx")
