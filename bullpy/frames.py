@@ -251,7 +251,7 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
                 raise FrameError(f"job_id: {exc}", [label]) from None
 
     now = int(time.time() * 1000)
-    delays = [0] * len(df)
+    dues = [now] * len(df)  # when each row may be sent, epoch ms
     if kw["send_at"] is not None:
         need(kw["send_at"], "send_at")
         times = pd.to_datetime(df[kw["send_at"]], utc=True, errors="coerce")
@@ -263,10 +263,10 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
         past = [label for label, d in zip(df.index, due) if d < now]
         if past and kw["strict"]:
             raise FrameError(f"send_at is in the past (strict=True)", past)
-        delays = [max(int(d) - now, 0) for d in due]
+        dues = [max(int(d), now) for d in due]
     interval = parse_rate(kw["rate"])
     if interval is not None:
-        delays = [d + int(round(i * interval)) for i, d in enumerate(delays)]
+        dues = [d + int(round(i * interval)) for i, d in enumerate(dues)]
 
     # Options through the library's own validation: the constants once, each distinct value of an
     # option column once, so a bad value is found before the first write and named by its rows.
@@ -291,7 +291,7 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
                     except (TypeError, ValueError) as exc:
                         raise FrameError(str(exc), [label]) from None
     return _Plan(data=data, data_columns=data_columns, per_row=per_row, constant=constant, ids=ids,
-                 delays=delays, name=kw["name"], chunk_size=kw["chunk_size"], queue=queue,
+                 dues=dues, name=kw["name"], chunk_size=kw["chunk_size"], queue=queue,
                  has_delay=kw["send_at"] is not None or interval is not None)
 
 
@@ -312,13 +312,16 @@ def _chunks(plan: Any, df: pd.DataFrame) -> Iterator[tuple[int, list[dict[str, A
                 except Exception as exc:
                     raise FrameError(f"data function failed: {exc}", [label]) from exc
         option_values = {opt: _column_values(chunk[col]) for opt, col in plan.per_row.items()}
+        # Delays count from each chunk's own creation time, so a long load does not push sends later.
+        chunk_now = int(time.time() * 1000)
         jobs = []
         for i in range(n):
             opts = dict(plan.constant)
             for opt, vals in option_values.items():
                 opts[opt] = vals[i]
             if plan.has_delay:
-                opts["delay"] = int(opts.get("delay") or 0) + plan.delays[start + i]
+                opts["timestamp"] = chunk_now
+                opts["delay"] = int(opts.get("delay") or 0) + max(plan.dues[start + i] - chunk_now, 0)
             if plan.ids is not None:
                 opts["job_id"] = plan.ids[start + i]
             job: dict[str, Any] = {"data": rows_data[i], "opts": opts}

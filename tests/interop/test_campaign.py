@@ -1,0 +1,80 @@
+"""A DataFrame campaign queued from Python is sent by the unchanged Node WhatsApp worker (bridge/worker.js,
+dry-run sender), paced as asked; the results come back as DataFrames."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bullpy
+
+pd = pytest.importorskip("pandas")
+
+BRIDGE = Path(__file__).resolve().parents[2] / "bridge"
+
+
+def run_worker(queue: bullpy.Queue, redis_url: str, log: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "REDIS_URL": redis_url, "QUEUE_NAME": queue.name, "BULL_PREFIX": queue.prefix,
+               "DRY_RUN_LOG": str(log), "EXIT_WHEN_DRAINED": "1", **env}
+    return subprocess.run(["node", "worker.js"], cwd=BRIDGE, env=environ, timeout=90, capture_output=True, text=True)
+
+
+def campaign(n: int) -> Any:
+    return pd.DataFrame({
+        "customer_id": [f"C{i:04d}" for i in range(n)],
+        "number": [f"+55 (11) 9{i:04d}-{i:04d}" for i in range(n)],
+        "message": [f"Olá {i}! Seu cupom: PROMO{i}" for i in range(n)],
+    })
+
+
+def test_frame_campaign_sent_by_node_and_read_back(queue: bullpy.Queue, redis_url: str, tmp_path: Path) -> None:
+    df = campaign(40)
+    result = queue.add_frame(df, data=["number", "message"], job_id="spring-{customer_id}", attempts=3,
+                             backoff={"type": "exponential", "delay": 2000}, progress=False)
+    again = queue.add_frame(df, data=["number", "message"], job_id="spring-{customer_id}", progress=False)
+    assert (again["status"] == "duplicate").all()
+
+    log = tmp_path / "sent.jsonl"
+    worker = run_worker(queue, redis_url, log)
+    assert worker.returncode == 0, worker.stderr
+    sent = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(sent) == 40  # each row messaged exactly once
+    assert sorted(s["jobId"] for s in sent) == sorted(result["job_id"])
+
+    frame = queue.jobs_frame(["completed"])
+    assert len(frame) == 40 and set(frame["state"]) == {"completed"}
+    by_id = frame.set_index("id")
+    for s in sent:
+        row = by_id.loc[s["jobId"]]
+        assert row["returnvalue"] == {"success": True, "messageId": s["messageId"]}
+        assert row["data.message"] == s["message"]
+    status = queue.campaign_status(result)
+    assert (status["state"] == "completed").all()
+    assert status["returnvalue"].map(lambda r: r["success"]).all()
+    assert list(status["job_id"]) == list(result["job_id"])
+
+
+def test_rate_and_send_at_are_honoured_by_node(queue: bullpy.Queue, redis_url: str, tmp_path: Path) -> None:
+    paced = queue.add_frame(campaign(6), data=["number", "message"], rate="10/s", progress=False)
+    start = pd.Timestamp.now(tz="UTC") + pd.Timedelta(milliseconds=1500)
+    timed = queue.add_frame(campaign(3).assign(at=[start + pd.Timedelta(milliseconds=300 * i) for i in range(3)]),
+                            data=["number", "message"], send_at="at", progress=False)
+    worker = run_worker(queue, redis_url, tmp_path / "sent.jsonl")
+    assert worker.returncode == 0, worker.stderr
+    paced_jobs = [queue.get_job(i) for i in paced["job_id"]]
+    created = paced_jobs[0].timestamp  # type: ignore[union-attr]
+    for i, job in enumerate(paced_jobs):
+        assert job is not None and job.processed_on is not None
+        due = created + 100 * i  # type: ignore[operator]
+        assert due <= job.processed_on < due + 1000, (i, job.processed_on - due)
+    for i, job_id in enumerate(timed["job_id"]):
+        job = queue.get_job(job_id)
+        assert job is not None and job.processed_on is not None
+        due = start.value // 1_000_000 + 300 * i
+        assert due <= job.processed_on < due + 1000, (i, job.processed_on - due)
