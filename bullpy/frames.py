@@ -251,7 +251,8 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
                 raise FrameError(f"job_id: {exc}", [label]) from None
 
     now = int(time.time() * 1000)
-    dues = [now] * len(df)  # when each row may be sent, epoch ms
+    fixed_dues: list[int] | None = None  # send_at, epoch ms
+    offsets = [0] * len(df)  # rate pacing, ms after the load starts (or after send_at)
     if kw["send_at"] is not None:
         need(kw["send_at"], "send_at")
         times = pd.to_datetime(df[kw["send_at"]], utc=True, errors="coerce")
@@ -263,10 +264,10 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
         past = [label for label, d in zip(df.index, due) if d < now]
         if past and kw["strict"]:
             raise FrameError(f"send_at is in the past (strict=True)", past)
-        dues = [max(int(d), now) for d in due]
+        fixed_dues = [int(d) for d in due]
     interval = parse_rate(kw["rate"])
     if interval is not None:
-        dues = [d + int(round(i * interval)) for i, d in enumerate(dues)]
+        offsets = [int(round(i * interval)) for i in range(len(df))]
 
     # Options through the library's own validation: the constants once, each distinct value of an
     # option column once, so a bad value is found before the first write and named by its rows.
@@ -291,11 +292,12 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
                     except (TypeError, ValueError) as exc:
                         raise FrameError(str(exc), [label]) from None
     return _Plan(data=data, data_columns=data_columns, per_row=per_row, constant=constant, ids=ids,
-                 dues=dues, name=kw["name"], chunk_size=kw["chunk_size"], queue=queue,
+                 fixed_dues=fixed_dues, offsets=offsets, name=kw["name"], chunk_size=kw["chunk_size"], queue=queue,
                  has_delay=kw["send_at"] is not None or interval is not None)
 
 
 def _chunks(plan: Any, df: pd.DataFrame) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    load_start: int | None = None
     for start in range(0, len(df), plan.chunk_size):
         chunk = df.iloc[start : start + plan.chunk_size]
         n = len(chunk)
@@ -314,14 +316,18 @@ def _chunks(plan: Any, df: pd.DataFrame) -> Iterator[tuple[int, list[dict[str, A
         option_values = {opt: _column_values(chunk[col]) for opt, col in plan.per_row.items()}
         # Delays count from each chunk's own creation time, so a long load does not push sends later.
         chunk_now = int(time.time() * 1000)
+        if load_start is None:
+            load_start = chunk_now
         jobs = []
         for i in range(n):
             opts = dict(plan.constant)
             for opt, vals in option_values.items():
                 opts[opt] = vals[i]
             if plan.has_delay:
+                row = start + i
+                base = load_start if plan.fixed_dues is None else max(plan.fixed_dues[row], load_start)
                 opts["timestamp"] = chunk_now
-                opts["delay"] = int(opts.get("delay") or 0) + max(plan.dues[start + i] - chunk_now, 0)
+                opts["delay"] = int(opts.get("delay") or 0) + max(base + plan.offsets[row] - chunk_now, 0)
             if plan.ids is not None:
                 opts["job_id"] = plan.ids[start + i]
             job: dict[str, Any] = {"data": rows_data[i], "opts": opts}
