@@ -197,26 +197,49 @@ class GlobalListener:
             pass
 
 
-def iterate(queue: Queue, names: list[str], timeout: float | None) -> Iterator[Event]:
-    """Yield events as they happen until ``timeout`` seconds pass without one (None: forever)."""
-    inbox: _queue.Queue[Event] = _queue.Queue()
-    callbacks: list[tuple[str, Callable[..., Any]]] = []
-    for name in names:
-        def callback(*args: Any, _name: str = name) -> None:
+class EventStream:
+    """Events as they happen, listened to from the moment it is created (so none is missed between
+    creating it and the first ``next``); stops after ``timeout`` seconds without an event."""
+
+    def __init__(self, queue: Queue, names: list[str], timeout: float | None) -> None:
+        self.queue = queue
+        self.timeout = timeout
+        self._inbox: _queue.Queue[Event] = _queue.Queue()
+        self._callbacks: list[tuple[str, Callable[..., Any]]] = []
+        for name in names:
+            callback = self._make_callback(name)
+            queue.on(name, callback)
+            self._callbacks.append((name, callback))
+
+    def _make_callback(self, name: str) -> Callable[..., Any]:
+        def callback(*args: Any) -> None:
             job_id = None
             if args and isinstance(args[0], str):
                 job_id = args[0]
             elif args and hasattr(args[0], "id"):
                 job_id = args[0].id
-            inbox.put(Event(_name, job_id, tuple(args[1:]) if job_id is not None else tuple(args)))
-        queue.on(name, callback)
-        callbacks.append((name, callback))
-    try:
-        while True:
-            try:
-                yield inbox.get(timeout=timeout)
-            except _queue.Empty:
-                return
-    finally:
-        for name, callback in callbacks:
-            queue.off(name, callback)
+            self._inbox.put(Event(name, job_id, tuple(args[1:]) if job_id is not None else tuple(args)))
+
+        return callback
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        try:
+            return self._inbox.get(timeout=self.timeout)
+        except _queue.Empty:
+            self.close()
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Stop listening."""
+        for name, callback in self._callbacks:
+            self.queue.off(name, callback)
+        self._callbacks.clear()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -149,7 +149,7 @@ def add_frame(
     statuses: list[str] = []
     bar = _progress(len(df), progress, f"{queue.name}")
     try:
-        for start, jobs in _chunks(plan, df):
+        for _start, jobs in _chunks(plan, df):
             for job in queue.add_bulk(jobs, batch_size=len(jobs) or 1):
                 ids.append(job.id)
                 statuses.append("duplicate" if job.duplicate else "added")
@@ -263,7 +263,7 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
         due = times.dt.as_unit("ms").astype("int64").tolist()
         past = [label for label, d in zip(df.index, due) if d < now]
         if past and kw["strict"]:
-            raise FrameError(f"send_at is in the past (strict=True)", past)
+            raise FrameError("send_at is in the past (strict=True)", past)
         fixed_dues = [int(d) for d in due]
     interval = parse_rate(kw["rate"])
     if interval is not None:
@@ -425,7 +425,7 @@ def campaign_status(queue: Queue, result: pd.DataFrame) -> pd.DataFrame:
     jobs = {job.id: job for job in queue.get_jobs_by_ids(ids)}
     states = queue.get_states(ids)
     rows = []
-    for label, job_id in zip(result.index, ids):
+    for _label, job_id in zip(result.index, ids):
         job = jobs.get(job_id)
         rows.append({
             "job_id": job_id,

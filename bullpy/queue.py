@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import sys
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,14 +133,14 @@ class Queue:
         """Remove one callback (or all callbacks) of an event."""
         self._emitter.off(event, callback)
 
-    def events(self, *names: str, timeout: float | None = None) -> Iterator[events.Event]:
+    def events(self, *names: str, timeout: float | None = None) -> events.EventStream:
         """Iterate over events as they happen; stops after ``timeout`` seconds without one.
 
         Default: the global completed, failed, progress, active, waiting and stalled events.
         """
         chosen = list(names) or ["global:completed", "global:failed", "global:progress", "global:active",
                                  "global:waiting", "global:stalled"]
-        return events.iterate(self, chosen, timeout)
+        return events.EventStream(self, chosen, timeout)
 
     def _emit(self, event: str, *args: Any) -> None:
         self._emitter.emit(event, *args)

@@ -130,6 +130,8 @@ class Worker:
         self._bclient: _redis.Redis | None = None
         self._running = False
         self._force = False
+        self._in_blmove = threading.Event()
+        self._bclient_id: int | None = None
 
     # --- set-up -----------------------------------------------------------------------------------------
     def process(self, name: str | Handler, handler: Handler | None = None) -> Worker:
@@ -170,6 +172,13 @@ class Worker:
             self.concurrency, thread_name_prefix="bullpy-handler"
         )
         self._bclient = self._blocking_client()
+        # As Node's run(): promote due delayed jobs and run the stalled check once before taking jobs,
+        # so a recovered job is next in line.
+        try:
+            self._promote_delayed()
+            self._check_stalled()
+        except Exception as exc:
+            self.queue._emit("error", exc)
         self._start_thread(self._housekeeping, "housekeeping")
         self._start_thread(self._listen_delayed, "delayed")
         self._running = True
@@ -231,13 +240,22 @@ class Worker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _interrupt_blocking(self) -> None:
-        # As Node does, drop the blocking connection so a pending BLMOVE returns now.
-        if self._bclient is not None:
-            try:
-                self._bclient.connection_pool.disconnect(inuse_connections=True)
-            except Exception:
-                pass
+    def _interrupt_blocking(self, wait: float = 1.0) -> None:
+        """Make a pending BLMOVE return now (Node drops its blocking connection for the same purpose).
+
+        CLIENT UNBLOCK answers the BLMOVE with nil; it is repeated until the fetch loop is out of its
+        blocking call, since the loop may be just about to send it.
+        """
+        deadline = time.monotonic() + wait
+        while self._in_blmove.is_set() and time.monotonic() < deadline:
+            client_id = self._bclient_id
+            if client_id is not None:
+                try:
+                    if self.queue.client.client_unblock(client_id):
+                        return
+                except Exception:
+                    return
+            time.sleep(0.01)
 
     def _shutdown(self) -> None:
         self._closing.set()
@@ -294,7 +312,14 @@ class Worker:
         job_id = ""
         if self._drained:
             assert self._bclient is not None
-            moved = self._bclient.blmove(self.keys("wait"), self.keys("active"), self.drain_delay, "RIGHT", "LEFT")
+            self._bclient_id = int(self._bclient.client_id())
+            self._in_blmove.set()
+            try:
+                if self._paused.is_set() or self._closing.is_set():
+                    return None
+                moved = self._bclient.blmove(self.keys("wait"), self.keys("active"), self.drain_delay, "RIGHT", "LEFT")
+            finally:
+                self._in_blmove.clear()
             if moved is None:
                 return None
             job_id = moved.decode() if isinstance(moved, bytes) else str(moved)
@@ -441,8 +466,9 @@ class Worker:
     def _housekeeping(self) -> None:
         now = time.monotonic()
         next_lock = now + self.lock_renew_time / 1000
-        next_stalled = now  # Node runs the check once at start-up
-        next_guard = now
+        # run() already did the start-up check and promotion.
+        next_stalled = now + (self.stalled_interval / 1000 if self.stalled_interval else math.inf)
+        next_guard = now + self.guard_interval / 1000
         while not self._closed.is_set():
             now = time.monotonic()
             try:

@@ -1,0 +1,487 @@
+"""Benchmark bullpy against Node Bull 4.16.5 (and BullMQ's Python worker) on one Redis.
+
+    python benchmarks/run.py [--jobs N] [--produce-jobs M] [--quick] [--redis-url URL] [--no-pin]
+
+Prints a Markdown table and writes it to benchmarks/results.md. Every measurement runs in its own
+client process (``taskset -c 1`` when available, so the clients share one core and Redis can have the
+other), on queues under a fresh ``bullpy-bench-<hex>`` prefix whose keys are deleted at the end.
+
+Needs: bullpy installed (``pip install -e .``), ``bridge/node_modules`` (``cd bridge && npm ci``), and for
+the BullMQ rows ``pip install bullmq`` (reported as "not installed" otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+NODE_BENCH = HERE / "node_bench.js"
+JOB_OPTS = {"attempts": 3, "backoff": {"type": "exponential", "delay": 2000}}
+DEFAULT_WORKER_JOBS = 20_000
+DEFAULT_PRODUCE_JOBS = 100_000
+
+
+def whatsapp(i: int) -> dict[str, Any]:
+    return {"number": f"55119{i:08d}", "message": f"Olá! Mensagem {i} da campanha", "delay": 0}
+
+
+# --- child processes: one measurement each, one JSON line on stdout ------------------------------------------
+def _report(result: dict[str, Any]) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    print(json.dumps(result), flush=True)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child_py_worker(url: str, prefix: str, name: str, jobs: int, concurrency: int) -> None:
+    import bullpy
+    from bullpy.worker import Worker
+
+    queue = bullpy.Queue(name, url, prefix=prefix)
+    queue.client.ping()
+    done = threading.Event()
+    lock = threading.Lock()
+    count = [0]
+
+    def on_completed(job: Any, result: Any) -> None:
+        with lock:
+            count[0] += 1
+            if count[0] == jobs:
+                done.set()
+
+    queue.on("completed", on_completed)
+    cpu0 = _cpu()
+    t0 = time.perf_counter()
+    worker = Worker(queue, lambda job: None, concurrency=concurrency).start()
+    done.wait()
+    seconds = time.perf_counter() - t0
+    cpu_run = _cpu() - cpu0
+    worker.close()
+    queue.close()
+    _report({"seconds": seconds, "jobs": count[0], "cpu_run_s": cpu_run})
+
+
+def child_bullmq_preload(url: str, prefix: str, name: str, jobs: int) -> None:
+    from bullmq import Queue
+
+    async def main() -> None:
+        queue = Queue(name, {"connection": url, "prefix": prefix})
+        for start in range(0, jobs, 1000):
+            await queue.addBulk([{"name": "send", "data": whatsapp(i)} for i in range(start, min(jobs, start + 1000))])
+        await queue.close()
+
+    asyncio.run(main())
+    _report({"jobs": jobs})
+
+
+def child_bullmq_worker(url: str, prefix: str, name: str, jobs: int, concurrency: int) -> None:
+    from bullmq import Worker
+
+    async def main() -> dict[str, Any]:
+        done = asyncio.Event()
+        count = [0]
+
+        async def process(job: Any, token: str) -> None:
+            return None
+
+        def on_completed(job: Any, result: Any) -> None:
+            count[0] += 1
+            if count[0] == jobs:
+                done.set()
+
+        cpu0 = _cpu()
+        t0 = time.perf_counter()
+        worker = Worker(name, process, {"connection": url, "prefix": prefix, "concurrency": concurrency})
+        worker.on("completed", on_completed)
+        await done.wait()
+        seconds = time.perf_counter() - t0
+        cpu_run = _cpu() - cpu0
+        await worker.close()
+        return {"seconds": seconds, "jobs": count[0], "cpu_run_s": cpu_run}
+
+    _report(asyncio.run(main()))
+
+
+def child_py_produce(url: str, prefix: str, name: str, jobs: int, mode: str) -> None:
+    import bullpy
+
+    queue = bullpy.Queue(name, url, prefix=prefix)
+    queue.client.ping()
+    t0 = time.perf_counter()
+    if mode == "bulk":
+        for start in range(0, jobs, 1000):
+            # One add_bulk call per 1000 jobs, as a caller streaming a campaign would do.
+            queue.add_bulk(
+                [{"data": whatsapp(i), "opts": JOB_OPTS} for i in range(start, min(jobs, start + 1000))],
+                batch_size=1000,
+            )
+    else:
+        for i in range(jobs):
+            queue.add(whatsapp(i), attempts=3, backoff={"type": "exponential", "delay": 2000})
+    seconds = time.perf_counter() - t0
+    queue.close()
+    _report({"seconds": seconds, "jobs": jobs})
+
+
+def child_py_read(url: str, prefix: str, name: str, expected: int, mode: str) -> None:
+    import bullpy
+
+    queue = bullpy.Queue(name, url, prefix=prefix)
+    queue.client.ping()
+    t0 = time.perf_counter()
+    if mode == "get_completed":
+        jobs = queue.get_completed()
+    elif mode == "get_jobs":
+        jobs = queue.get_jobs(["completed"])
+    else:  # get_jobs + to_dict: the same work as Node's getJobs + toJSON
+        jobs = queue.get_jobs(["completed"])
+        [job.to_dict() for job in jobs]
+    seconds = time.perf_counter() - t0
+    if len(jobs) != expected:
+        raise SystemExit(f"read {len(jobs)} jobs, expected {expected}")
+    queue.close()
+    _report({"seconds": seconds, "jobs": len(jobs)})
+
+
+CHILDREN = {
+    "py-worker": child_py_worker,
+    "bullmq-preload": child_bullmq_preload,
+    "bullmq-worker": child_bullmq_worker,
+    "py-produce": child_py_produce,
+    "py-read": child_py_read,
+}
+
+
+# --- the orchestrator ----------------------------------------------------------------------------------------
+class Bench:
+    def __init__(self, url: str, pin: bool) -> None:
+        import redis
+
+        self.url = url
+        self.redis = redis.Redis.from_url(url)
+        self.redis.ping()
+        self.prefix = f"bullpy-bench-{uuid.uuid4().hex[:8]}"
+        self.pin = pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) > 1
+        self.rows: list[dict[str, Any]] = []
+        self.repeat = 1
+        self.node_version = ""
+        self.bullmq_missing = ""
+        self.notes: list[str] = []
+
+    def _pinned(self, argv: list[str]) -> list[str]:
+        return ["taskset", "-c", "1", *argv] if self.pin else argv
+
+    def _redis_cpu(self) -> float:
+        info = self.redis.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def run_child(self, argv: list[str], timeout: float = 1800) -> dict[str, Any]:
+        cpu0 = self._redis_cpu()
+        proc = subprocess.run(self._pinned(argv), capture_output=True, text=True, timeout=timeout)
+        redis_cpu = self._redis_cpu() - cpu0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        result: dict[str, Any] = json.loads(lines[-1])
+        result["redis_cpu_s"] = redis_cpu
+        return result
+
+    def py(self, mode: str, *args: Any) -> dict[str, Any]:
+        return self.run_child([sys.executable, str(Path(__file__).resolve()), "--child", mode, *map(str, args)])
+
+    def node(self, mode: str, *args: Any) -> dict[str, Any]:
+        return self.run_child(["node", str(NODE_BENCH), mode, *map(str, args)])
+
+    def queue_name(self, label: str) -> str:
+        return f"{label}-{uuid.uuid4().hex[:6]}"
+
+    def delete_queue(self, name: str) -> None:
+        for key in self.redis.scan_iter(f"{self.prefix}:{name}:*", count=5000):
+            self.redis.unlink(key)
+
+    def cleanup(self) -> None:
+        batch = []
+        for key in self.redis.scan_iter(f"{self.prefix}:*", count=5000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                self.redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            self.redis.unlink(*batch)
+
+    def add(self, section: str, label: str, result: dict[str, Any] | None, note: str = "") -> None:
+        self.rows.append({"section": section, "label": label, "result": result, "note": note})
+
+    def measure(self, section: str, contenders: list[tuple[str, Callable[[], dict[str, Any]]]]) -> None:
+        """Run every contender ``self.repeat`` times, interleaved round by round (so drift in the shared
+        machine hits all alike), and keep the median run of each by jobs/s."""
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in contenders}
+        errors: dict[str, str] = {}
+        for round_no in range(self.repeat):
+            for label, fn in contenders:
+                if label in errors:
+                    continue
+                try:
+                    result = fn()
+                except Exception as exc:  # report it in the table, do not abort the whole run
+                    errors[label] = f"failed: {str(exc).strip().splitlines()[-1][:150]}"
+                    print(f"  {label:<48} {errors[label]}", flush=True)
+                    continue
+                result["rate"] = result["jobs"] / result["seconds"]
+                runs[label].append(result)
+                print(f"  [{round_no + 1}/{self.repeat}] {label:<48} {result['rate']:>10,.0f} jobs/s  "
+                      f"{result['seconds']:7.2f} s  rss {result.get('peak_rss_mb', 0):6.0f} MB", flush=True)
+        for label, _ in contenders:
+            results = sorted(runs[label], key=lambda r: r["rate"])
+            if not results:
+                self.add(section, label, None, errors.get(label, "no result"))
+                continue
+            median = dict(results[len(results) // 2])
+            median["rates"] = [r["rate"] for r in runs[label]]
+            self.add(section, label, median, errors.get(label, ""))
+
+    def rate(self, label: str) -> float | None:
+        for row in self.rows:
+            if row["label"] == label and row["result"] is not None:
+                return float(row["result"]["jobs"] / row["result"]["seconds"])
+        return None
+
+    # --- the three sections --------------------------------------------------------------------------------
+    def preload_bull(self, name: str, jobs: int) -> None:
+        import bullpy
+
+        queue = bullpy.Queue(name, self.redis, prefix=self.prefix)
+        for start in range(0, jobs, 1000):
+            queue.add_bulk([{"data": whatsapp(i)} for i in range(start, min(jobs, start + 1000))])
+        assert queue.get_waiting_count() == jobs
+
+    def worker_run(self, kind: str, jobs: int, concurrency: int) -> dict[str, Any]:
+        name = self.queue_name(f"{kind}-c{concurrency}")
+        try:
+            if kind == "bullmq":
+                self.py("bullmq-preload", self.url, self.prefix, name, jobs)
+                return self.py("bullmq-worker", self.url, self.prefix, name, jobs, concurrency)
+            self.preload_bull(name, jobs)
+            if kind == "node":
+                return self.node("worker", self.url, self.prefix, name, jobs, concurrency)
+            return self.py("py-worker", self.url, self.prefix, name, jobs, concurrency)
+        finally:
+            self.delete_queue(name)
+
+    def workers(self, jobs: int) -> None:
+        print(f"Workers: {jobs:,} no-op jobs each, pre-loaded into a fresh queue", flush=True)
+        for concurrency in (1, 50):
+            contenders: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+                (f"bullpy Worker, concurrency {concurrency}", lambda c=concurrency: self.worker_run("py", jobs, c)),
+                (f"Node Bull process(), concurrency {concurrency}",
+                 lambda c=concurrency: self.worker_run("node", jobs, c)),
+            ]
+            label = f"BullMQ Python Worker, concurrency {concurrency}"
+            if self.bullmq_missing:
+                self.add("workers", label, None, self.bullmq_missing)
+            else:
+                contenders.append((label, lambda c=concurrency: self.worker_run("bullmq", jobs, c)))
+            self.measure("workers", contenders)
+
+    def produce_run(self, side: str, mode: str, jobs: int) -> dict[str, Any]:
+        name = self.queue_name("produce")
+        try:
+            if side == "py":
+                result = self.py("py-produce", self.url, self.prefix, name, jobs, mode)
+            else:
+                result = self.node(mode, self.url, self.prefix, name, jobs, 1000 if mode == "addBulk" else 100)
+            waiting = self.redis.llen(f"{self.prefix}:{name}:wait")
+            if waiting != jobs:
+                raise RuntimeError(f"the wait list has {waiting} jobs, expected {jobs}")
+            return result
+        finally:
+            self.delete_queue(name)
+
+    def producing(self, jobs: int) -> None:
+        print(f"Producing: {jobs:,} WhatsApp-shaped jobs (attempts 3, exponential backoff 2000)", flush=True)
+        self.measure("producing", [
+            ("bullpy add_bulk (batches of 1000)", lambda: self.produce_run("py", "bulk", jobs)),
+            ("Node Bull addBulk (batches of 1000)", lambda: self.produce_run("node", "addBulk", jobs)),
+            ("bullpy add, one at a time", lambda: self.produce_run("py", "single", jobs)),
+            ("Node Bull add, 100 in flight", lambda: self.produce_run("node", "add", jobs)),
+        ])
+
+    def reading(self, jobs: int) -> None:
+        print(f"Reading: {jobs:,} completed jobs (written by a Node Bull worker)", flush=True)
+        name = self.queue_name("read")
+        self.preload_bull(name, jobs)
+        self.node("worker", self.url, self.prefix, name, jobs, 50)
+        try:
+            contenders: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+                (label, lambda m=mode: self.py("py-read", self.url, self.prefix, name, jobs, m))
+                for label, mode in (
+                    ("bullpy get_completed()", "get_completed"),
+                    ("bullpy get_jobs(['completed'])", "get_jobs"),
+                    ("bullpy get_jobs(['completed']) + to_dict()", "get_jobs_dict"),
+                )
+            ]
+            contenders.append(("Node Bull getJobs(['completed']) + toJSON()",
+                               lambda: self.node("read", self.url, self.prefix, name, jobs)))
+            self.measure("reading", contenders)
+        finally:
+            self.delete_queue(name)
+
+    # --- the report ----------------------------------------------------------------------------------------
+    def ratio(self, a: str, b: str) -> str:
+        ra, rb = self.rate(a), self.rate(b)
+        return "n/a" if ra is None or rb is None else f"{ra / rb:.2f}x"
+
+    def markdown(self, worker_jobs: int, produce_jobs: int) -> str:
+        redis_info = self.redis.info("server")
+        lines = [
+            "# bullpy benchmark results",
+            "",
+            f"`python benchmarks/run.py --jobs {worker_jobs} --produce-jobs {produce_jobs}`, "
+            f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}, Node {self.node_version}, "
+            f"Redis {redis_info['redis_version']} on {self.url}; "
+            + ("every client process pinned to core 1 with `taskset -c 1` (the Redis server is not re-pinned)."
+               if self.pin else "clients not pinned."),
+            f"Each row is the median of {self.repeat} run(s) by jobs/s (all runs listed; contenders interleaved "
+            "round by round). "
+            "Jobs/s = jobs / wall time of the measured part; client CPU = the client process's user+sys over "
+            "the measurement; Redis CPU = the server's used_cpu_user+sys delta over the client's run "
+            "(Redis is shared, so it includes any other traffic); peak RSS of the client process.",
+            "",
+        ]
+        sections = {
+            "workers": f"Workers: {worker_jobs:,} no-op jobs pre-loaded into a fresh queue, timed from worker start "
+                       "to the last `completed` event",
+            "producing": f"Producing: {produce_jobs:,} WhatsApp-shaped jobs `{{number, message, delay}}`, "
+                         "`attempts: 3, backoff: {type: 'exponential', delay: 2000}`",
+            "reading": f"Reading: {worker_jobs:,} completed jobs",
+        }
+        for section, title in sections.items():
+            lines += [f"## {title}", "",
+                      "| | jobs/s (median) | all runs, jobs/s | seconds | client CPU s | Redis CPU s | peak RSS MB |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
+            for row in self.rows:
+                if row["section"] != section:
+                    continue
+                r = row["result"]
+                if r is None:
+                    lines.append(f"| {row['label']} | {row['note']} | | | | | |")
+                    continue
+                cpu = r.get("cpu_run_s", r.get("cpu_s", 0.0))
+                note = f" {row['note']}" if row["note"] else ""
+                lines.append(
+                    f"| {row['label']}{note} | {r['rate']:,.0f} | {', '.join(f'{x:,.0f}' for x in r['rates'])} | "
+                    f"{r['seconds']:.2f} | "
+                    f"{cpu:.2f} | {r['redis_cpu_s']:.2f} | {r.get('peak_rss_mb', 0):.0f} |"
+                )
+            lines.append("")
+        py1, py50 = "bullpy Worker, concurrency 1", "bullpy Worker, concurrency 50"
+        node1, node50 = "Node Bull process(), concurrency 1", "Node Bull process(), concurrency 50"
+        mq1, mq50 = "BullMQ Python Worker, concurrency 1", "BullMQ Python Worker, concurrency 50"
+        lines += [
+            "## Ratios",
+            "",
+            "| | ratio | target |",
+            "|---|---:|---|",
+            f"| bullpy / BullMQ Python worker, concurrency 50 | {self.ratio(py50, mq50)} | ≥ 3x |",
+            f"| bullpy / Node Bull worker, concurrency 50 | {self.ratio(py50, node50)} | ≥ 0.5x |",
+            f"| bullpy / BullMQ Python worker, concurrency 1 | {self.ratio(py1, mq1)} | |",
+            f"| bullpy / Node Bull worker, concurrency 1 | {self.ratio(py1, node1)} | |",
+            f"| bullpy add_bulk / Node addBulk | "
+            f"{self.ratio('bullpy add_bulk (batches of 1000)', 'Node Bull addBulk (batches of 1000)')} | |",
+            f"| bullpy add (sequential) / Node add (100 in flight) | "
+            f"{self.ratio('bullpy add, one at a time', 'Node Bull add, 100 in flight')} | |",
+            f"| bullpy get_completed() / Node getJobs + toJSON | "
+            f"{self.ratio('bullpy get_completed()', 'Node Bull getJobs([' + chr(39) + 'completed' + chr(39) + ']) + toJSON()')}"
+            " | |",
+            "",
+        ]
+        lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, help=f"jobs per worker run and read (default {DEFAULT_WORKER_JOBS:,})")
+    parser.add_argument("--produce-jobs", type=int, help=f"jobs per producer run (default {DEFAULT_PRODUCE_JOBS:,})")
+    parser.add_argument("--repeat", type=int, help="runs per measurement, median kept (default 3; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="2,000 worker jobs, 10,000 producer jobs, 1 run each")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--no-pin", action="store_true", help="do not pin client processes with taskset")
+    parser.add_argument("--only", default="workers,producing,reading",
+                        help="comma-separated sections to run (default: all three)")
+    parser.add_argument("--out", default=str(HERE / "results.md"))
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        mode, *rest = args.child
+        CHILDREN[mode](*[int(a) if a.isdigit() else a for a in rest])
+        return
+
+    worker_jobs = args.jobs or (2_000 if args.quick else DEFAULT_WORKER_JOBS)
+    produce_jobs = args.produce_jobs or (10_000 if args.quick else DEFAULT_PRODUCE_JOBS)
+    bench = Bench(args.redis_url, pin=not args.no_pin)
+    bench.repeat = max(1, args.repeat or (1 if args.quick else 3))
+    bench.node_version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        import bullmq  # noqa: F401
+
+        bench.bullmq_missing = ""
+        from importlib.metadata import version
+
+        bench.notes.append(f"BullMQ Python {version('bullmq')} (its own queue layout, `bullmq` queues), "
+                           "with an `async def` no-op processor.")
+    except ImportError:
+        bench.bullmq_missing = "not installed (`pip install bullmq`)"
+    server_pid = bench.redis.info("server").get("process_id")
+    if bench.pin:
+        affinity = subprocess.run(["taskset", "-p", str(server_pid)], capture_output=True, text=True).stdout.strip()
+        bench.notes.append(f"Redis server pid {server_pid}: {affinity or 'affinity unknown (not local?)'}.")
+    import redis.utils
+
+    bench.notes.append("redis-py " + redis.__version__ + (" with hiredis" if redis.utils.HIREDIS_AVAILABLE else
+                       " with its pure-Python parser (hiredis not installed)") + " in every Python client.")
+    clients = bench.redis.info("clients").get("connected_clients")
+    bench.notes.append(f"Redis had {clients} connected clients when the run started (shared server).")
+    print(f"prefix {bench.prefix}; clients pinned to core 1: {bench.pin}", flush=True)
+
+    sections = set(args.only.split(","))
+    try:
+        if "workers" in sections:
+            bench.workers(worker_jobs)
+        if "producing" in sections:
+            bench.producing(produce_jobs)
+        if "reading" in sections:
+            bench.reading(worker_jobs)
+    finally:
+        bench.cleanup()
+    table = bench.markdown(worker_jobs, produce_jobs)
+    Path(args.out).write_text(table, encoding="utf-8")
+    print()
+    print(table)
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
