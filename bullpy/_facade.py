@@ -41,3 +41,17 @@ class ScriptRunner:
                     self.script(call.script)(keys=call.keys, args=call.args, client=pipe)
                 replies = pipe.execute()
         return [call.parse(reply) for call, reply in zip(calls, replies)]
+
+    def run_many_raw(self, calls: Sequence[Call[Any]]) -> list[Any]:
+        """Several Calls in one non-transactional round trip; each reply unparsed, errors in place."""
+        if len(calls) == 1:  # a pipeline costs more than a plain call for one command
+            try:
+                with unavailable_as_error(self.client):
+                    return [self.script(calls[0].script)(keys=calls[0].keys, args=calls[0].args)]
+            except _redis.ResponseError as exc:
+                return [exc]
+        with unavailable_as_error(self.client):
+            with self.client.pipeline(transaction=False) as pipe:
+                for call in calls:
+                    self.script(call.script)(keys=call.keys, args=call.args, client=pipe)
+                return list(pipe.execute(raise_on_error=False))

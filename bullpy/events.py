@@ -109,6 +109,8 @@ class Emitter:
             return list(self._listeners.get(event, ()))
 
     def emit(self, event: str, *args: Any) -> None:
+        if event not in self._listeners and event != "error":
+            return  # the common case on a worker's hot path: nobody listens
         for callback in self.listeners(event):
             try:
                 callback(*args)

@@ -21,10 +21,12 @@ import asyncio
 import concurrent.futures
 import inspect
 import math
+import queue as _queue
 import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis as _redis
@@ -37,6 +39,16 @@ from .job import Job, now_ms
 from .queue import Queue
 
 Handler = Callable[[Job], Any]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A finished handler run: the finishing script to send, and the local event to emit after it."""
+
+    job: Job
+    call: scripts.Call[Any]
+    event: str
+    arg: Any
 
 
 class JobTimeout(TimeoutError):
@@ -131,6 +143,9 @@ class Worker:
         self._running = False
         self._force = False
         self._in_blmove = threading.Event()
+        self._done: _queue.Queue[_Outcome] = _queue.Queue()
+        self._fetch_stopped = threading.Event()
+        self._async_handlers: dict[Handler, bool] = {}
         self._bclient_id: int | None = None
 
     # --- set-up -----------------------------------------------------------------------------------------
@@ -180,11 +195,13 @@ class Worker:
         except Exception as exc:
             self.queue._emit("error", exc)
         self._start_thread(self._housekeeping, "housekeeping")
+        self._start_thread(self._finisher, "finisher")
         self._start_thread(self._listen_delayed, "delayed")
         self._running = True
         try:
             self._fetch_loop()
         finally:
+            self._fetch_stopped.set()
             self._shutdown()
 
     def _start_thread(self, target: Callable[[], None], name: str) -> None:
@@ -268,7 +285,8 @@ class Worker:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._bclient is not None:
-            self._bclient.close()
+            # The pool was made here, so closing the client alone would leave its connection open.
+            self._bclient.connection_pool.disconnect()
         if self in self.queue._workers:
             self.queue._workers.remove(self)
         self._closed.set()
@@ -290,7 +308,7 @@ class Worker:
                 failures = 0
                 if taken is not None:
                     assert self._pool is not None
-                    self._pool.submit(self._run_chain, taken)
+                    self._pool.submit(self._run_one, taken)
                     handed_over = True
             except (_redis.ConnectionError, _redis.TimeoutError) as exc:
                 if self._closing.is_set() or self._paused.is_set():
@@ -335,18 +353,65 @@ class Worker:
         return taken  # type: ignore[no-any-return]
 
     # --- running jobs -----------------------------------------------------------------------------------
-    def _run_chain(self, taken: scripts.Taken) -> None:
-        """Process a job and then, as Node does, the next job its completion handed back."""
-        try:
-            current: scripts.Taken | None = taken
-            while current is not None:
-                current = self._process(current)
-        except Exception as exc:
-            self.queue._emit("error", exc)
-        finally:
-            self._slots.release()
+    # A job holds a concurrency slot from being taken until its finishing script has run. Handlers run
+    # in the pool and hand their outcome to the finisher thread, which sends the finishing scripts of
+    # everything that finished meanwhile in one round trip; a completion that hands back the next job
+    # (Node's fetch-next) passes its slot on to that job.
+    def _run_one(self, taken: scripts.Taken) -> None:
+        current: scripts.Taken | None = taken
+        while current is not None:
+            try:
+                outcome = self._process(current)
+            except Exception as exc:
+                self.queue._emit("error", exc)
+                outcome = None
+            if outcome is None:
+                self._release(None)
+                return
+            if self.concurrency > 1:
+                self._done.put(outcome)
+                return
+            # One job at a time: a batch would never hold more than this one, so skip the hand-off and
+            # finish here, going straight on with the job the completion handed back.
+            current = self._finish([outcome])[0]
 
-    def _process(self, taken: scripts.Taken) -> scripts.Taken | None:
+    def _finish(self, batch: list[_Outcome]) -> list[scripts.Taken | None]:
+        """Send the finishing scripts of a batch in one round trip; emit their events; release the slots
+        of jobs that handed back no next job (those keep theirs)."""
+        try:
+            replies = self.queue._runner.run_many_raw([o.call for o in batch])
+        except Exception as exc:
+            replies = [exc] * len(batch)
+        next_jobs: list[scripts.Taken | None] = []
+        for outcome, reply in zip(batch, replies):
+            taken: scripts.Taken | None = None
+            if isinstance(reply, Exception):
+                self.queue._emit("error", reply)
+            else:
+                try:
+                    parsed = outcome.call.parse(reply)
+                except Exception as exc:
+                    self.queue._emit("error", exc)
+                else:
+                    self.queue._emit(outcome.event, outcome.job, outcome.arg)
+                    taken = parsed if isinstance(parsed, scripts.Taken) else None
+            if taken is None:
+                self._release(outcome.job)
+            else:
+                self._release_job_only(outcome.job)
+                self._drained = False
+            next_jobs.append(taken)
+        return next_jobs
+
+    def _release(self, job: Job | None) -> None:
+        if job is not None:
+            with self._idle:
+                self._active.pop(job.id, None)
+                self._lost_locks.discard(job.id)
+                self._idle.notify_all()
+        self._slots.release()
+
+    def _process(self, taken: scripts.Taken) -> _Outcome | None:
         try:
             record = parse_job_hash(taken.id, taken.fields, now_ms())
         except ValueError as exc:
@@ -361,18 +426,44 @@ class Worker:
             if "repeat" in record.opts:
                 self._schedule_next_repeat(job)
             return self._execute(job)
-        finally:
-            with self._idle:
-                self._active.pop(job.id, None)
-                self._lost_locks.discard(job.id)
-                self._idle.notify_all()
+        except BaseException:
+            self._release_job_only(job)
+            raise
+
+    def _release_job_only(self, job: Job) -> None:
+        with self._idle:
+            self._active.pop(job.id, None)
+            self._idle.notify_all()
+
+    def _finisher(self) -> None:
+        while True:
+            try:
+                first = self._done.get(timeout=0.2)
+            except _queue.Empty:
+                if self._closed.is_set() or (self._fetch_stopped.is_set() and not self._active):
+                    return
+                continue
+            batch = [first]
+            while len(batch) < 500:
+                try:
+                    batch.append(self._done.get_nowait())
+                except _queue.Empty:
+                    break
+            for taken in self._finish(batch):
+                if taken is None:
+                    continue
+                try:
+                    assert self._pool is not None
+                    self._pool.submit(self._run_one, taken)
+                except RuntimeError:
+                    self._run_one(taken)  # the pool is shutting down: finish this last job here
 
     def _schedule_next_repeat(self, job: Job) -> None:
         prepared = _options.prepare_next_iteration(job.name, job.data, job.opts, now_ms(), self.local_timezone)
         if prepared is not None:
             self.queue._run(scripts.add_jobs(self.keys, self._token, [prepared.write]))
 
-    def _execute(self, job: Job) -> scripts.Taken | None:
+    def _execute(self, job: Job) -> _Outcome:
         handler = self.handlers.get(job.name) or self.handlers.get("*")
         self.queue._emit("active", job, None)
         if handler is None:
@@ -394,7 +485,7 @@ class Worker:
         return self._completed(job, result, returnvalue_json)
 
     def _call(self, handler: Handler, job: Job, timeout_ms: int | None) -> Any:
-        if inspect.iscoroutinefunction(handler):
+        if self._is_async(handler):
             future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(handler(job), self._event_loop())
         elif timeout_ms is None:
             result = handler(job)
@@ -411,6 +502,12 @@ class Worker:
             future.cancel()
             raise JobTimeout(timeout_ms or 0) from None
 
+    def _is_async(self, handler: Handler) -> bool:
+        known = self._async_handlers.get(handler)
+        if known is None:
+            known = self._async_handlers[handler] = inspect.iscoroutinefunction(handler)
+        return known
+
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._active_lock:
             if self._loop is None:
@@ -423,35 +520,20 @@ class Worker:
         # Node fetches inline unless paused, closing or rate limited.
         return not (self._closing.is_set() or self._paused.is_set() or self.limiter is not None)
 
-    def _completed(self, job: Job, result: Any, returnvalue_json: str | None) -> scripts.Taken | None:
-        finished_on = now_ms()
-        try:
-            taken = self.queue._run(
-                scripts.move_to_completed(
-                    self.keys, job.id, self._token, finished_on, returnvalue_json or "null",
-                    keep_jobs(job.opts.get("removeOnComplete")), completed_payload(job.id, returnvalue_json),
-                    self._fetch_next(), self.lock_duration, self.metrics_points,
-                )
-            )
-        except Exception as exc:
-            self.queue._emit("error", exc)
-            return None
-        self.queue._emit("completed", job, result)
-        if taken is not None:
-            self._drained = False
-        return taken  # type: ignore[no-any-return]
+    def _completed(self, job: Job, result: Any, returnvalue_json: str | None) -> _Outcome:
+        call = scripts.move_to_completed(
+            self.keys, job.id, self._token, now_ms(), returnvalue_json or "null",
+            keep_jobs(job.opts.get("removeOnComplete")), completed_payload(job.id, returnvalue_json),
+            self._fetch_next(), self.lock_duration, self.metrics_points,
+        )
+        return _Outcome(job, call, "completed", result)
 
-    def _failed(self, job: Job, error: BaseException, stack: str | None) -> scripts.Taken | None:
+    def _failed(self, job: Job, error: BaseException, stack: str | None) -> _Outcome:
         decision = failed_attempt(
             job.record, error, stack, now_ms=now_ms(), strategies=self.backoff_strategies, discarded=job.discarded
         )
-        try:
-            self.queue._run(scripts.move_to_failed(self.keys, job.id, self._token, decision.attempt, self.metrics_points))
-        except Exception as exc:
-            self.queue._emit("error", exc)
-            return None
-        self.queue._emit("failed", job, error)
-        return None
+        call = scripts.move_to_failed(self.keys, job.id, self._token, decision.attempt, self.metrics_points)
+        return _Outcome(job, call, "failed", error)
 
     def _fail_unreadable(self, job_id: str, error: ValueError) -> None:
         stub = parse_job_hash(job_id, {"opts": "{}", "data": "{}"}, now_ms())
