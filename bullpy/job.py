@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import html
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._core import scripts
-from ._core.codec import JobRecord, to_json
+from ._core.codec import JobRecord, parse_job_hash, to_json
 from ._core.keys import JobState
 from .errors import JobLocked, JobNotFound, JobNotInState
 
@@ -23,19 +24,44 @@ def now_ms() -> int:
 class Job:
     """One job of a queue; read with ``queue.get_job(id)`` or returned by ``queue.add``."""
 
-    __slots__ = ("queue", "record", "duplicate", "_discarded")
+    __slots__ = ("queue", "_record", "_id", "_fields", "_now", "duplicate", "_discarded")
 
-    def __init__(self, queue: Queue, record: JobRecord, *, duplicate: bool = False) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        record: JobRecord | None = None,
+        *,
+        duplicate: bool = False,
+        job_id: str | None = None,
+        fields: Mapping[str, str] | None = None,
+        now: int = 0,
+    ) -> None:
+        """From a parsed record, or lazily from raw hash ``fields`` (parsed on first use: ``add_bulk``
+        returns many jobs whose fields are rarely read)."""
         self.queue = queue
-        self.record = record
+        self._record = record
+        self._id = record.id if record is not None else str(job_id)
+        self._fields = fields
+        self._now = now
         #: True when ``add`` found a job with this custom id already (nothing was written).
         self.duplicate = duplicate
         self._discarded = False
 
+    @property
+    def record(self) -> JobRecord:
+        """The job's fields as Node's ``Job.fromJSON`` reads them."""
+        if self._record is None:
+            self._record = parse_job_hash(self._id, self._fields or {}, self._now)
+        return self._record
+
+    @record.setter
+    def record(self, value: JobRecord) -> None:
+        self._record = value
+
     # --- fields, named as Bull names them ---------------------------------------------------------------
     @property
     def id(self) -> str:
-        return self.record.id
+        return self._id
 
     @property
     def name(self) -> str:

@@ -185,10 +185,13 @@ class Queue:
         self.close()
 
     # --- producing --------------------------------------------------------------------------------------
-    def _prepare(self, name: str | None, data: Any, options: Mapping[str, Any], now: int) -> _options.PreparedJob | None:
+    def _prepare(
+        self, name: str | None, data: Any, options: Mapping[str, Any], now: int,
+        cache: dict[str, dict[str, Any]] | None = None,
+    ) -> _options.PreparedJob | None:
         return _options.prepare_job(
             name, data, options, defaults=self.default_job_options, now_ms=now,
-            known_backoffs=self.backoff_strategies, local_tz=self.local_timezone,
+            known_backoffs=self.backoff_strategies, local_tz=self.local_timezone, cache=cache,
         )
 
     def _job_from_write(self, added: scripts.Added, write: scripts.JobWrite) -> Job:
@@ -196,8 +199,7 @@ class Queue:
             "name": write.name, "data": write.data, "opts": write.opts, "timestamp": str(write.timestamp),
             "delay": str(write.delay), "priority": write.priority,
         }
-        record = parse_job_hash(added.id, fields, write.timestamp)
-        return Job(self, record, duplicate=added.status != "added")
+        return Job(self, duplicate=added.status != "added", job_id=added.id, fields=fields, now=write.timestamp)
 
     def add(self, data: Any = None, *, name: str | None = None, **options: Unpack[JobOptions]) -> Job | None:
         """Add a job; keyword options are Bull's job options in snake_case.
@@ -222,6 +224,7 @@ class Queue:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         now = now_ms()
         writes: list[scripts.JobWrite] = []
+        cache: dict[str, dict[str, Any]] = {}
         for index, item in enumerate(jobs):
             if not isinstance(item, Mapping):
                 raise TypeError(f"add_bulk item {index}: expected a dict with 'data', 'name', 'opts', got {item!r}")
@@ -232,7 +235,7 @@ class Queue:
             if "repeat" in opts:
                 raise ValueError(f"add_bulk item {index}: repeatable jobs must be added with add()")
             try:
-                prepared = self._prepare(item.get("name"), item.get("data"), opts, now)
+                prepared = self._prepare(item.get("name"), item.get("data"), opts, now, cache)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"add_bulk item {index}: {exc}") from exc
             assert prepared is not None

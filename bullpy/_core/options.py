@@ -246,15 +246,25 @@ def prepare_job(
     now_ms: int,
     known_backoffs: Collection[str] = (),
     local_tz: str = "UTC",
+    cache: dict[str, dict[str, Any]] | None = None,
 ) -> PreparedJob | None:
     """Validate one ``add`` call and encode it exactly as Node's ``Queue#add`` would.
 
     Returns None for a repeatable job whose series has already ended (Node adds nothing then).
-    ``local_tz`` is the zone Node workers run in: cron series without ``tz`` follow it.
+    ``local_tz`` is the zone Node workers run in: cron series without ``tz`` follow it. ``cache`` lets a
+    bulk add validate each distinct set of options once (keyed by its repr, which keeps key order).
     """
     name = check_name(name)
     data_json = encode_data(data)
-    opts = validate_options({**defaults, **options}, known_backoffs)
+    merged = {**defaults, **options}
+    if cache is None:
+        opts = validate_options(merged, known_backoffs)
+    else:
+        key = repr(merged)
+        valid = cache.get(key)
+        if valid is None:
+            valid = cache[key] = validate_options(merged, known_backoffs)
+        opts = dict(valid)
     if "repeat" in opts:
         return _prepare_repeat(name, data_json, opts, now_ms, local_tz)
     custom_id = opts.get("jobId")
