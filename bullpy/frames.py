@@ -371,20 +371,27 @@ def jobs_frame(
     unknown = set(wanted) - set(_FIELDS)
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}; known: {', '.join(_FIELDS)}")
+    getters: dict[str, Callable[[Any], Any]] = {
+        "id": lambda j: j.id, "name": lambda j: j.name, "data": lambda j: j.data,
+        "priority": lambda j: j.opts.get("priority", 0), "delay": lambda j: j.opts.get("delay", 0),
+        "attempts_made": lambda j: j.attempts_made, "progress": lambda j: j.progress,
+        "timestamp": lambda j: j.timestamp, "processed_on": lambda j: j.processed_on,
+        "finished_on": lambda j: j.finished_on, "failed_reason": lambda j: j.failed_reason,
+        "returnvalue": lambda j: j.returnvalue,
+    }
     columns: dict[str, list[Any]] = {f: [] for f in wanted}
     for state in states:
         ids = queue.get_ranges([state], start, end, asc=state not in ("completed", "failed"))
+        label = "waiting" if state == "wait" else state
         for i in range(0, len(ids), chunk_size):
-            for job in queue.get_jobs_by_ids(ids[i : i + chunk_size]):
-                row = {
-                    "id": job.id, "state": "waiting" if state == "wait" else state, "name": job.name,
-                    "data": job.data, "priority": job.opts.get("priority", 0), "delay": job.opts.get("delay", 0),
-                    "attempts_made": job.attempts_made, "progress": job.progress, "timestamp": job.timestamp,
-                    "processed_on": job.processed_on, "finished_on": job.finished_on,
-                    "failed_reason": job.failed_reason, "returnvalue": job.returnvalue,
-                }
-                for f in wanted:
-                    columns[f].append(row[f])
+            jobs = queue.get_jobs_by_ids(ids[i : i + chunk_size])
+            for f in wanted:
+                column = columns[f]
+                if f == "state":
+                    column.extend([label] * len(jobs))
+                else:
+                    get = getters[f]
+                    column.extend([get(job) for job in jobs])
     frame = pd.DataFrame(columns)
     for f in ("timestamp", "processed_on", "finished_on"):
         if f in frame:
@@ -392,14 +399,16 @@ def jobs_frame(
     for f in ("priority", "delay", "attempts_made"):
         if f in frame:
             frame[f] = pd.array(frame[f], dtype="Int64")
-    for f in ("state", "name"):
+    if "state" in frame:
+        frame["state"] = frame["state"].astype("category")
+    for f in ("name", "failed_reason"):
         if f in frame:
-            frame[f] = frame[f].astype("category") if f == "state" else frame[f].astype("string")
-    if "failed_reason" in frame:
-        frame["failed_reason"] = frame["failed_reason"].astype("string")
+            frame[f] = frame[f].astype("string")
     if expand_data and "data" in frame and len(frame):
-        if all(isinstance(d, dict) for d in frame["data"]):
-            expanded = pd.json_normalize(frame["data"].tolist()).set_index(frame.index)
+        data = columns["data"]
+        if all(isinstance(d, dict) for d in data):
+            # Top-level data members become columns (nested values stay objects).
+            expanded = pd.DataFrame.from_records(data, index=frame.index)
             expanded.columns = [f"data.{c}" for c in expanded.columns]
             frame = pd.concat([frame.drop(columns=["data"]), expanded], axis=1)
     return frame
