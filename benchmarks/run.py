@@ -174,7 +174,54 @@ def child_py_read(url: str, prefix: str, name: str, expected: int, mode: str) ->
     _report({"seconds": seconds, "jobs": len(jobs)})
 
 
+def child_py_memory(url: str, prefix: str, name: str, rows: int) -> None:
+    """Peak memory while add_frame loads a rows-long campaign, against the frame's own size."""
+    import threading
+
+    import pandas as pd
+
+    import bullpy
+
+    def rss_mb() -> float:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    queue = bullpy.Queue(name, url, prefix=prefix)
+    frame = pd.DataFrame({
+        "customer_id": range(rows),
+        "number": [f"55119{i:08d}" for i in range(rows)],
+        "message": [f"Olá! Mensagem {i} da campanha" for i in range(rows)],
+    })
+    frame_mb = frame.memory_usage(deep=True).sum() / 2**20
+    import gc
+
+    gc.collect()
+    base = rss_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    result = queue.add_frame(frame, data=["number", "message"], job_id="c-{customer_id}", progress=False)
+    seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    queue.close()
+    _report({"seconds": seconds, "jobs": len(result), "frame_mb": frame_mb, "extra_mb": peak[0] - base,
+             "base_mb": base})
+
+
 CHILDREN = {
+    "py-memory": child_py_memory,
     "py-worker": child_py_worker,
     "bullmq-preload": child_bullmq_preload,
     "bullmq-worker": child_bullmq_worker,
@@ -359,6 +406,15 @@ class Bench:
         finally:
             self.delete_queue(name)
 
+    def memory(self, rows: int) -> None:
+        print(f"Memory: loading a {rows:,}-row campaign with add_frame", flush=True)
+        name = self.queue_name("memory")
+        try:
+            self.memory_result = self.py("py-memory", self.url, self.prefix, name, rows)
+            self.memory_rows = rows
+        finally:
+            self.delete_queue(name)
+
     # --- the report ----------------------------------------------------------------------------------------
     def ratio(self, a: str, b: str) -> str:
         ra, rb = self.rate(a), self.rate(b)
@@ -435,6 +491,18 @@ class Bench:
             " | |",
             "",
         ]
+        memory = getattr(self, "memory_result", None)
+        if memory:
+            ratio = memory["extra_mb"] / memory["frame_mb"] if memory["frame_mb"] else float("nan")
+            lines += [
+                f"## Memory: add_frame of a {self.memory_rows:,}-row campaign",
+                "",
+                "| frame (deep) MB | process RSS before the load MB | peak extra RSS during the load MB | ratio | target | jobs/s |",
+                "|---:|---:|---:|---:|---|---:|",
+                f"| {memory['frame_mb']:.0f} | {memory['base_mb']:.0f} | {memory['extra_mb']:.0f} | {ratio:.2f}x | < 3x | "
+                f"{memory['jobs'] / memory['seconds']:,.0f} |",
+                "",
+            ]
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
 
@@ -447,8 +515,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 worker jobs, 10,000 producer jobs, 1 run each")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--no-pin", action="store_true", help="do not pin client processes with taskset")
-    parser.add_argument("--only", default="workers,producing,reading",
-                        help="comma-separated sections to run (default: all three)")
+    parser.add_argument("--only", default="workers,producing,reading,memory",
+                        help="comma-separated sections to run (default: all four)")
+    parser.add_argument("--memory-rows", type=int, help="rows of the memory run (default 1,000,000; 50,000 with --quick)")
     parser.add_argument("--out", default=str(HERE / "results.md"))
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -493,6 +562,8 @@ def main() -> None:
             bench.producing(produce_jobs)
         if "reading" in sections:
             bench.reading(worker_jobs)
+        if "memory" in sections:
+            bench.memory(args.memory_rows or (50_000 if args.quick else 1_000_000))
     finally:
         bench.cleanup()
     table = bench.markdown(worker_jobs, produce_jobs)

@@ -81,6 +81,8 @@ def _column_values(series: pd.Series) -> list[Any]:
     if kind == "M":
         return [None if pd.isna(v) else _js_date(v) for v in series]
     values: list[Any] = series.tolist()
+    if kind == "O" and _plain_kind(series):
+        return values  # all str (or all int/bool): nothing to convert, the common case for text columns
     # Nullable extension dtypes (Int64, boolean, string) hand out pd.NA for gaps: take the general path.
     if kind in "fcOSU" or series.hasnans:
         out: list[Any] = []
@@ -97,6 +99,11 @@ def _column_values(series: pd.Series) -> list[Any]:
                 out.append(v)
         return out
     return values
+
+
+def _plain_kind(series: pd.Series) -> bool:
+    """True when an object column holds only str, only ints or only bools (checked in C by pandas)."""
+    return not series.hasnans and pd.api.types.infer_dtype(series, skipna=False) in ("string", "integer", "boolean")
 
 
 class _Plan:
@@ -285,7 +292,7 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
         from ._core.codec import to_json
 
         for c in data_columns:
-            if df[c].dtype.kind == "O":
+            if df[c].dtype.kind == "O" and not _plain_kind(df[c]):
                 for label, v in zip(df.index, _column_values(df[c])):
                     try:
                         to_json(v, where=f"data[{str(c)!r}]")

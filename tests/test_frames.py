@@ -159,3 +159,6 @@ def test_read_campaign_formats(tmp_path: Path) -> None:
     assert read_campaign(tmp_path / "c.jsonl")["message"].tolist() == ["oi", "olá"]
     with pytest.raises(ValueError, match="format"):
         read_campaign(tmp_path / "c.xlsx")
+    pytest.importorskip("pyarrow")
+    df.to_parquet(tmp_path / "c.parquet")
+    assert read_campaign(tmp_path / "c.parquet").equals(df)
