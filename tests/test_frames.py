@@ -3,7 +3,6 @@ reading a queue back as a frame. (Node sending a frame's campaign: tests/interop
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from pathlib import Path
 from typing import Any

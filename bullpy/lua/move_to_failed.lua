@@ -20,6 +20,7 @@ local rcall = redis.call
 -- @include "trim_finished"
 -- @include "debounce_done"
 -- @include "collect_metrics"
+-- @include "finish_job"
 
 local job_key, id, mode, base = KEYS[3], ARGV[1], ARGV[6], ARGV[11]
 if rcall("EXISTS", job_key) ~= 1 then return -1 end
@@ -42,19 +43,7 @@ elseif mode == "delay" then
   rcall("ZADD", KEYS[7], score, id)
   rcall("PUBLISH", KEYS[7], score / 4096)
 else
-  local now = tonumber(ARGV[7])
-  debounce_done(base, rcall("HGET", job_key, "deid"))
-  local keep_count = tonumber(ARGV[8])
-  if keep_count == 0 then
-    rcall("DEL", job_key, job_key .. ":logs")
-  else
-    rcall("ZADD", KEYS[2], ARGV[7], id)
-    rcall("HMSET", job_key, "failedReason", ARGV[4], "finishedOn", ARGV[7])
-    trim_finished(KEYS[2], base, now, tonumber(ARGV[9]), keep_count)
-  end
-  if ARGV[12] ~= "" then
-    collect_metrics(KEYS[10], KEYS[10] .. ":data", ARGV[12], now)
-  end
-  rcall("PUBLISH", KEYS[2], ARGV[10])
+  finish_job(base, job_key, id, KEYS[2], "failedReason", ARGV[4], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]),
+    KEYS[10], ARGV[12], ARGV[10])
 end
 return 0

@@ -18,29 +18,16 @@ local rcall = redis.call
 -- @include "debounce_done"
 -- @include "collect_metrics"
 -- @include "take_job"
+-- @include "finish_job"
 
-local job_key, id, now, base = KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[10]
+local job_key, id, base = KEYS[3], ARGV[1], ARGV[10]
 if rcall("EXISTS", job_key) ~= 1 then return -1 end
 local code = lock_check(job_key, KEYS[7], ARGV[5], id)
 if code < 0 then return code end
 if rcall("LREM", KEYS[1], -1, id) < 1 then return -3 end
 
-debounce_done(base, rcall("HGET", job_key, "deid"))
-
-local keep_count = tonumber(ARGV[6])
-if keep_count == 0 then
-  rcall("DEL", job_key, job_key .. ":logs")
-else
-  rcall("ZADD", KEYS[2], ARGV[2], id)
-  rcall("HMSET", job_key, ARGV[3], ARGV[4], "finishedOn", ARGV[2])
-  trim_finished(KEYS[2], base, now, tonumber(ARGV[7]), keep_count)
-end
-
-if ARGV[12] ~= "" then
-  collect_metrics(KEYS[8], KEYS[8] .. ":data", ARGV[12], now)
-end
-
-rcall("PUBLISH", KEYS[2], ARGV[8])
+finish_job(base, job_key, id, KEYS[2], ARGV[3], ARGV[4], ARGV[2], tonumber(ARGV[6]), tonumber(ARGV[7]),
+  KEYS[8], ARGV[12], ARGV[8])
 
 if ARGV[9] == "1" then
   local next_id = rcall("RPOPLPUSH", KEYS[4], KEYS[1])

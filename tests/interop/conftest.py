@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
+
+from ..conftest import delete_prefix
 
 from .peer import Peer, node_available
 
@@ -29,3 +33,12 @@ def bull(peer: Peer) -> Iterator[Peer]:
     """The Node peer for one test: every Bull queue it opened is closed afterwards."""
     yield peer
     peer.close(do_not_wait_jobs=True)
+
+
+@pytest.fixture
+def two_prefixes(redis_client: redis.Redis) -> Iterator[tuple[str, str]]:
+    """Two fresh prefixes for differential tests: one for Node's run, one for bullpy's."""
+    pair = (f"bullpy-diff-node-{uuid.uuid4().hex[:8]}", f"bullpy-diff-py-{uuid.uuid4().hex[:8]}")
+    yield pair
+    for prefix in pair:
+        delete_prefix(redis_client, prefix)

@@ -13,16 +13,13 @@ difference it expects and nothing more.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-import redis
 
 import bullpy
 
-from ..conftest import delete_prefix, keyspace
+from ..conftest import keyspace
 from .peer import Peer
 
 T0 = 1795800000000  # a fixed creation time, so both runs write the same bytes
@@ -167,14 +164,6 @@ def normalise(space: dict[str, Any], name: str) -> dict[str, Any]:
             value["opts"] = json.dumps(opts)
         out[key] = (kind, value)
     return out
-
-
-@pytest.fixture
-def two_prefixes(redis_client: redis.Redis) -> Iterator[tuple[str, str]]:
-    pair = (f"bullpy-diff-node-{uuid.uuid4().hex[:8]}", f"bullpy-diff-py-{uuid.uuid4().hex[:8]}")
-    yield pair
-    for p in pair:
-        delete_prefix(redis_client, p)
 
 
 def run_both(

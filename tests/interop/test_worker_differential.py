@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
 
 import bullpy
 from bullpy.worker import Worker
 
-from ..conftest import delete_prefix, keyspace
+from ..conftest import keyspace
 from .peer import Peer
 from .pyworker import make_handler
 
@@ -68,14 +65,6 @@ def normalise(space: dict[str, Any], name: str) -> dict[str, Any]:
             value = "<t>"
         out[suffix] = (kind, value)
     return out
-
-
-@pytest.fixture
-def two_prefixes(redis_client: redis.Redis) -> Iterator[tuple[str, str]]:
-    pair = (f"bullpy-wdiff-node-{uuid.uuid4().hex[:8]}", f"bullpy-wdiff-py-{uuid.uuid4().hex[:8]}")
-    yield pair
-    for p in pair:
-        delete_prefix(redis_client, p)
 
 
 def load(queue: bullpy.Queue) -> None:
