@@ -152,13 +152,15 @@ def add_frame(
     plan = _validate(queue, df, data=data, name=name, job_id=job_id, priority=priority, delay=delay,
                      send_at=send_at, attempts=attempts, backoff=backoff, rate=rate, allow_null=allow_null,
                      strict=strict, chunk_size=chunk_size, job_options=job_options)
-    ids: list[str] = []
+    # With given ids the result reuses them: a million-row load keeps one copy of its ids, not two.
+    ids: list[str] = [] if plan.ids is None else plan.ids
     statuses: list[str] = []
     bar = _progress(len(df), progress, f"{queue.name}")
     try:
         for _start, jobs in _chunks(plan, df):
             for job in queue.add_bulk(jobs, batch_size=len(jobs) or 1):
-                ids.append(job.id)
+                if plan.ids is None:
+                    ids.append(job.id)
                 statuses.append("duplicate" if job.duplicate else "added")
             if bar is not None:
                 bar.update(len(jobs))
