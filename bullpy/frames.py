@@ -109,6 +109,18 @@ def _plain_kind(series: pd.Series) -> bool:
 class _Plan:
     """Everything validated about a frame before anything is written."""
 
+    data: Any
+    data_columns: list[Any] | None
+    per_row: dict[str, str]
+    constant: dict[str, Any]
+    ids: list[str] | None
+    fixed_dues: list[int] | None
+    offsets: list[int]
+    name: str | None
+    chunk_size: int
+    queue: Queue
+    has_delay: bool
+
     def __init__(self, **fields: Any) -> None:
         self.__dict__.update(fields)
 

@@ -167,12 +167,27 @@ class Worker:
         return self._running and not self._closed.is_set()
 
     def start(self) -> Worker:
-        """Start working in background threads (does not block; for notebooks and services)."""
-        thread = threading.Thread(target=self.run, name=f"bullpy-worker-{self.queue.name}", daemon=True)
+        """Start working in background threads (does not block; for notebooks and services).
+
+        Raises what ``run()`` raises at start-up (no handler, Redis unreachable).
+        """
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                self.run()
+            except BaseException as exc:
+                failure.append(exc)
+                if self._running:
+                    self.queue._emit("error", exc)
+
+        thread = threading.Thread(target=target, name=f"bullpy-worker-{self.queue.name}", daemon=True)
         thread.start()
         deadline = time.monotonic() + 10
         while not self._running and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.005)
+        if failure and not self._running:
+            raise failure[0]
         return self
 
     def run(self) -> None:

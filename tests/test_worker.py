@@ -182,6 +182,8 @@ def test_bad_settings_are_refused(queue: bullpy.Queue) -> None:
         Worker(queue, "not a function")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no handler"):
         Worker(queue).run()
+    with pytest.raises(ValueError, match="no handler"):
+        Worker(queue).start()
 
 
 def free_port() -> int:
