@@ -22,6 +22,7 @@ from ._core import repeat as _repeat
 from ._core import scripts
 from ._core.codec import JobRecord, js_number_str, parse_job_hash
 from ._core.keys import STATE_KEYS, QueueKeys, check_queue_name
+from ._core.scripts import text as _text
 from ._core.options import JobOptions
 from ._facade import ScriptRunner
 from .errors import QueueHasActiveJobs, QueueNotPaused
@@ -499,10 +500,6 @@ class Queue:
             removed.extend(ids)
             if cursor == "0":
                 return removed
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _parse_types(types: Iterable[str], unique: bool = True) -> list[str]:

@@ -51,8 +51,12 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """A reply item as str, whether the client decodes replies or not (users may pass either kind)."""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+_text = text
 
 
 def _int(reply: Any) -> int:
