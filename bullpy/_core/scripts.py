@@ -32,9 +32,9 @@ def _load_sources() -> dict[str, str]:
     sources: dict[str, str] = {}
     for f in root.iterdir():
         if f.name.endswith(".lua"):
-            text = f.read_text(encoding="utf-8")
+            source = f.read_text(encoding="utf-8")
             # Shared functions are pasted in place of their include line: Redis has no module system.
-            sources[f.name[: -len(".lua")]] = _INCLUDE.sub(lambda m: includes[m.group(1)], text)
+            sources[f.name[: -len(".lua")]] = _INCLUDE.sub(lambda m: includes[m.group(1)], source)
     return sources
 
 
@@ -54,9 +54,6 @@ class Call(Generic[T]):
 def text(value: Any) -> str:
     """A reply item as str, whether the client decodes replies or not (users may pass either kind)."""
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-_text = text
 
 
 def _int(reply: Any) -> int:
@@ -113,7 +110,7 @@ class Added:
 
 
 def _parse_added(reply: Any) -> list[Added]:
-    items = [_text(x) for x in reply]
+    items = [text(x) for x in reply]
     return [Added(items[i], items[i + 1]) for i in range(0, len(items), 2)]
 
 
@@ -166,7 +163,7 @@ def clean(keys: QueueKeys, state: str, cutoff_ms: int, limit: int) -> Call[list[
         "clean_jobs_in_set",
         keys=[keys(state), keys("priority")],
         args=[keys.base, str(cutoff_ms), str(limit), state],
-        parse=lambda reply: [_text(x) for x in reply],
+        parse=lambda reply: [text(x) for x in reply],
     )
 
 
@@ -193,7 +190,7 @@ def remove_jobs(keys: QueueKeys, pattern: str, cursor: str, count: int = 1000) -
         keys=[keys("active"), keys("wait"), keys("delayed"), keys("paused"), keys("completed"),
               keys("failed"), keys("priority")],
         args=[keys.base, glob_escape(keys.base) + pattern, cursor, str(count)],
-        parse=lambda reply: (_text(reply[0]), [_text(x) for x in reply[1]]),
+        parse=lambda reply: (text(reply[0]), [text(x) for x in reply[1]]),
     )
 
 
@@ -223,7 +220,7 @@ def get_state(keys: QueueKeys, job_id: str) -> Call[str]:
         keys=[keys("completed"), keys("failed"), keys("delayed"), keys("active"), keys("wait"),
               keys("paused"), keys.job(job_id)],
         args=[job_id],
-        parse=_text,
+        parse=text,
     )
 
 
@@ -296,8 +293,8 @@ class Taken:
 def _parse_taken(reply: Any) -> Taken | None:
     if not reply or isinstance(reply, int):
         return None
-    flat, job_id = reply[0], _text(reply[1])
-    fields = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+    flat, job_id = reply[0], text(reply[1])
+    fields = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
     return Taken(job_id, fields)
 
 
@@ -413,7 +410,7 @@ def move_stalled_jobs_to_wait(
         keys=[keys("stalled"), keys("wait"), keys("active"), keys("failed"), keys("stalled-check"),
               keys("meta-paused"), keys("paused")],
         args=[str(max_stalled_count), keys.base, str(now_ms), str(stalled_interval)],
-        parse=lambda reply: ([_text(x) for x in reply[0]], [_text(x) for x in reply[1]]),
+        parse=lambda reply: ([text(x) for x in reply[0]], [text(x) for x in reply[1]]),
     )
 
 
@@ -422,5 +419,5 @@ def update_delay_set(keys: QueueKeys, now_ms: int, token: str) -> Call[float | N
         "update_delay_set",
         keys=[keys("delayed"), keys("active"), keys("wait"), keys("priority"), keys("paused"), keys("meta-paused")],
         args=[keys.base, str(now_ms), token],
-        parse=lambda reply: None if reply is None else float(_text(reply)),
+        parse=lambda reply: None if reply is None else float(text(reply)),
     )
