@@ -142,6 +142,7 @@ def add_frame(
     strict: bool = False,
     chunk_size: int = 1000,
     progress: bool = True,
+    dry_run: bool = False,
     **job_options: Any,
 ) -> pd.DataFrame:
     """Queue one job per row; returns a frame aligned to ``df.index`` with ``job_id`` and ``status``.
@@ -159,6 +160,8 @@ def add_frame(
             value is an error naming the rows.
         chunk_size: rows per atomic script call.
         progress: show a progress bar (tqdm: a widget in notebooks, text in terminals).
+        dry_run: validate and encode every row, write nothing; ``status`` is ``would_add`` (or
+            ``duplicate`` where a given job id already exists) and auto ids are left empty.
         job_options: any other ``Queue.add`` option, for every row (``remove_on_complete=...``).
     """
     plan = _validate(queue, df, data=data, name=name, job_id=job_id, priority=priority, delay=delay,
@@ -169,7 +172,15 @@ def add_frame(
     statuses: list[str] = []
     bar = _progress(len(df), progress, f"{queue.name}")
     try:
-        for _start, jobs in _chunks(plan, df):
+        for start, jobs in _chunks(plan, df):
+            if dry_run:
+                statuses.extend(_dry_run_statuses(queue, jobs, None if plan.ids is None else
+                                                  plan.ids[start : start + len(jobs)]))
+                if plan.ids is None:
+                    ids.extend([""] * len(jobs))
+                if bar is not None:
+                    bar.update(len(jobs))
+                continue
             for job in queue.add_bulk(jobs, batch_size=len(jobs) or 1):
                 if plan.ids is None:
                     ids.append(job.id)
@@ -180,6 +191,18 @@ def add_frame(
         if bar is not None:
             bar.close()
     return pd.DataFrame({"job_id": ids, "status": statuses}, index=df.index)
+
+
+def _dry_run_statuses(queue: Queue, jobs: list[dict[str, Any]], ids: Sequence[str] | None) -> list[str]:
+    """What a real run would report for one chunk, read-only: validate, then look up given ids."""
+    queue.add_bulk(jobs, dry_run=True)
+    if ids is None:
+        return ["would_add"] * len(jobs)
+    with queue.client.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.exists(queue.keys.job(job_id))
+        found = pipe.execute()
+    return ["duplicate" if hit else "would_add" for hit in found]
 
 
 def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:

@@ -450,13 +450,16 @@ class Queue:
                 flag, meta = pipe.execute()
         return bool(flag) or bool(meta)
 
-    def clean(self, grace_ms: int, status: str = "completed", limit: int = 0) -> list[str]:
-        """Remove jobs of ``status`` older than ``grace_ms`` (never locked ones); returns their ids."""
+    def clean(self, grace_ms: int, status: str = "completed", limit: int = 0, *, dry_run: bool = False) -> list[str]:
+        """Remove jobs of ``status`` older than ``grace_ms`` (never locked ones); returns their ids.
+
+        ``dry_run`` walks the same jobs and returns the ids it would remove, removing nothing.
+        """
         if status not in CLEAN_STATES:
             raise ValueError(f"cannot clean unknown queue type {status!r}; use one of {', '.join(CLEAN_STATES)}")
         grace = _options._ms("grace_ms", grace_ms)
         limit = _options._int_option("limit", limit, 0)
-        return self._run(scripts.clean(self.keys, status, now_ms() - grace, limit))  # type: ignore[no-any-return]
+        return self._run(scripts.clean(self.keys, status, now_ms() - grace, limit, dry_run))  # type: ignore[no-any-return]
 
     def empty(self) -> int:
         """Remove every waiting, paused and delayed job (atomically); returns how many."""
@@ -489,14 +492,45 @@ class Queue:
         while self._run(scripts.retry_jobs(self.keys, state, count)):
             pass
 
-    def remove_jobs(self, pattern: str) -> list[str]:
-        """Remove every unlocked job whose id matches a glob pattern (``*`` for all); returns the ids."""
+    def promote_jobs(self, ids: Sequence[str] | None = None, *, batch_size: int = 1000) -> list[str]:
+        """Move delayed jobs (the given ids, else every delayed job) to waiting now; returns the ids moved.
+
+        A bullpy addition (Node Bull promotes one job at a time): each job is Bull's own promote step,
+        ``batch_size`` of them per round trip; ids that are not delayed are skipped.
+        """
+        batch_size = _options._int_option("batch_size", batch_size, 1)
+        promoted: list[str] = []
+
+        def run(batch: Sequence[str]) -> None:
+            replies = self._runner.run_many_raw([scripts.promote(self.keys, i, self.token) for i in batch])
+            promoted.extend(i for i, reply in zip(batch, replies) if reply == 0)
+
+        if ids is not None:
+            wanted = [str(i) for i in ids]
+            for start in range(0, len(wanted), batch_size):
+                run(wanted[start : start + batch_size])
+            return promoted
+        while True:
+            # Always the soonest-due window: promoted ids leave the set, skipped ones cannot be there.
+            batch = self.get_ranges(["delayed"], 0, batch_size - 1, asc=True)
+            if not batch:
+                return promoted
+            before = len(promoted)
+            run(batch)
+            if len(promoted) == before:
+                return promoted
+
+    def remove_jobs(self, pattern: str, *, dry_run: bool = False) -> list[str]:
+        """Remove every unlocked job whose id matches a glob pattern (``*`` for all); returns the ids.
+
+        ``dry_run`` returns the ids that would be removed and removes nothing.
+        """
         if not isinstance(pattern, str) or not pattern:
             raise ValueError("pattern must be a non-empty glob, e.g. '*' or 'campaign-*'")
         removed: list[str] = []
         cursor = "0"
         while True:
-            cursor, ids = self._run(scripts.remove_jobs(self.keys, pattern, cursor))
+            cursor, ids = self._run(scripts.remove_jobs(self.keys, pattern, cursor, dry_run=dry_run))
             removed.extend(ids)
             if cursor == "0":
                 return removed

@@ -158,11 +158,11 @@ def obliterate(keys: QueueKeys, count: int, force: bool) -> Call[int]:
     )
 
 
-def clean(keys: QueueKeys, state: str, cutoff_ms: int, limit: int) -> Call[list[str]]:
+def clean(keys: QueueKeys, state: str, cutoff_ms: int, limit: int, dry_run: bool = False) -> Call[list[str]]:
     return Call(
         "clean_jobs_in_set",
         keys=[keys(state), keys("priority")],
-        args=[keys.base, str(cutoff_ms), str(limit), state],
+        args=[keys.base, str(cutoff_ms), str(limit), state, "1" if dry_run else ""],
         parse=lambda reply: [text(x) for x in reply],
     )
 
@@ -184,12 +184,13 @@ def glob_escape(text: str) -> str:
     return _GLOB.sub(r"\\\1", text)
 
 
-def remove_jobs(keys: QueueKeys, pattern: str, cursor: str, count: int = 1000) -> Call[tuple[str, list[str]]]:
+def remove_jobs(keys: QueueKeys, pattern: str, cursor: str, count: int = 1000,
+                dry_run: bool = False) -> Call[tuple[str, list[str]]]:
     return Call(
         "remove_jobs",
         keys=[keys("active"), keys("wait"), keys("delayed"), keys("paused"), keys("completed"),
               keys("failed"), keys("priority")],
-        args=[keys.base, glob_escape(keys.base) + pattern, cursor, str(count)],
+        args=[keys.base, glob_escape(keys.base) + pattern, cursor, str(count), "1" if dry_run else ""],
         parse=lambda reply: (text(reply[0]), [text(x) for x in reply[1]]),
     )
 

@@ -4,7 +4,8 @@
   KEYS[1] the state's key  KEYS[2] priority
   ARGV[1] base key  ARGV[2] cut-off ms (now - grace)  ARGV[3] limit (0 = no limit)
   ARGV[4] state: wait, active, paused, delayed, completed or failed
-  Returns the removed ids.
+  ARGV[5] "1" for a dry run (bullpy's `clean --dry-run`): the same walk, nothing removed
+  Returns the removed ids (on a dry run, the ids that would be removed).
 
   As in Node: locked jobs are never removed; a job's age is the first present of finishedOn,
   processedOn, timestamp; lists are walked from the head (next to run) in windows of `limit`.
@@ -16,6 +17,7 @@ local rcall = redis.call
 -- @include "remove_job_keys"
 local set_key, priority_key = KEYS[1], KEYS[2]
 local base, cutoff, limit, state = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local dry = ARGV[5] == "1"
 local is_list = state == "wait" or state == "active" or state == "paused"
 local finished = state == "completed" or state == "failed"
 
@@ -34,8 +36,10 @@ local removed = {}
 local function consider(id)
   local job_key = base .. id
   if rcall("EXISTS", job_key .. ":lock") == 0 and is_old(job_key) then
-    rcall("ZREM", priority_key, id)
-    remove_job_keys(base, id, not finished)
+    if not dry then
+      rcall("ZREM", priority_key, id)
+      remove_job_keys(base, id, not finished)
+    end
     removed[#removed + 1] = id
     return true
   end
@@ -52,7 +56,7 @@ if is_list then
     if #ids == 0 then break end
     for i, id in ipairs(ids) do
       if limit > 0 and #removed >= limit then break end
-      if consider(id) then
+      if consider(id) and not dry then
         if limit > 0 then
           rcall("LSET", set_key, stop - #ids + i, "")
         else
@@ -78,7 +82,8 @@ else
     local kept = 0
     for _, id in ipairs(ids) do
       if limit > 0 and #removed >= limit then break end
-      if consider(id) then rcall("ZREM", set_key, id) else kept = kept + 1 end
+      -- A dry run leaves the id in the set, so the next window starts after it.
+      if consider(id) and not dry then rcall("ZREM", set_key, id) else kept = kept + 1 end
     end
     if limit > 0 and #removed >= limit then break end
     offset = offset + kept

@@ -4,8 +4,8 @@
   KEYS[1] active KEYS[2] wait KEYS[3] delayed KEYS[4] paused KEYS[5] completed KEYS[6] failed
   KEYS[7] priority
   ARGV[1] base key  ARGV[2] MATCH pattern (the base key glob-escaped, then the user's pattern)
-  ARGV[3] cursor  ARGV[4] SCAN COUNT
-  Returns {next cursor, removed ids}.
+  ARGV[3] cursor  ARGV[4] SCAN COUNT  ARGV[5] "1" for a dry run (nothing removed)
+  Returns {next cursor, removed ids} (on a dry run, the ids that would be removed).
 
   Divergence (safe): Node removes every *hash* under the base key, including the queue's own `meta`,
   `limiter:index` and `metrics:*` hashes; those are skipped here.
@@ -22,8 +22,10 @@ for _, key in ipairs(reply[2]) do
   t = t["ok"] or t
   local id = string.sub(key, #base + 1)
   if t == "hash" and not skip[id] and rcall("EXISTS", key .. ":lock") == 0 then
-    remove_from_states(id)
-    remove_job_keys(base, id, true)
+    if ARGV[5] ~= "1" then
+      remove_from_states(id)
+      remove_job_keys(base, id, true)
+    end
     removed[#removed + 1] = id
   end
 end

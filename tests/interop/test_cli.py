@@ -1,63 +1,298 @@
-"""The first `bullpy` commands on queues Node Bull filled (click's runner and a real subprocess)."""
+"""`bullpy` commands on queues that real Node Bull filled, through click's runner and as real processes.
+
+The fixture queue holds a job in every state Bull knows: waiting, active (a Node handler holds it),
+delayed, prioritised, completed (with a return value), failed (with a stack trace and logs) and a
+repeatable definition; a second queue is globally paused with a job in its paused list. Every action
+is checked on what Redis then holds and on what Node Bull then sees or does.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import pty
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
+import redis
+from click.testing import CliRunner, Result
 
 import bullpy
 from bullpy.cli import main
 
+from ..conftest import keyspace
 from .peer import Peer
+
+CRON = "0 0 1 1 *"  # once a year: the pending iteration never comes due during a test
+
+
+@dataclass
+class Filled:
+    queue: bullpy.Queue
+    paused: bullpy.Queue
+    redis_url: str
+
+    def run(self, *args: str, fmt: str = "json", input: str | None = None) -> Result:
+        base = ["--redis", self.redis_url, "--prefix", self.queue.prefix, "--format", fmt]
+        return CliRunner().invoke(main, [*base, *args], input=input)
+
+    def json(self, *args: str) -> Any:
+        result = self.run(*args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
 
 
 @pytest.fixture
-def node_filled(make_queue: object, bull: Peer) -> bullpy.Queue:
-    queue: bullpy.Queue = make_queue("cli q:{1}")  # type: ignore[operator]
+def filled(make_queue: Any, bull: Peer, redis_url: str) -> Iterator[Filled]:
+    queue: bullpy.Queue = make_queue("cli q:{1}")
     for i in range(3):
-        bull.call(queue, "add", {"i": i})
-    bull.call(queue, "add", {"later": True}, {"delay": 60_000})
-    bull.call(queue, "add", {"p": 1}, {"priority": 1})
-    bull.call(queue, "add", {"__peer": {"fail": "boom"}}, {"jobId": "bad"})
-    bull.process(queue, count=5)  # completes four, fails one; the delayed job stays
-    bull.call(queue, "pause")
-    bull.call(queue, "add", {"after": True})  # lands in the paused list
-    return queue
+        bull.call(queue, "add", {"i": i, "__peer": {"return": {"sent": i}}}, {"jobId": f"ok-{i}"})
+    bull.call(queue, "add", {"number": "5511", "__peer": {"fail": "number not on WhatsApp", "log": ["tried"]}},
+              {"jobId": "bad"})
+    bull.call(queue, "add", {"__peer": {"hang": True}}, {"jobId": "busy"})
+    bull.process(queue, concurrency=2, count=4)  # one slot stays free beside the hanging job
+    bull.wait_for_state(queue, "busy", "active")
+    bull.call(queue, "pause", True, True)  # a local pause: this worker takes nothing more, busy stays active
+    bull.call(queue, "add", {"w": 1}, {"jobId": "w1"})
+    bull.call(queue, "add", {"w": 2}, {"jobId": "w2"})
+    bull.call(queue, "add", {"p": 1}, {"jobId": "p1", "priority": 1})
+    bull.call(queue, "add", {"later": True}, {"jobId": "later", "delay": 3_600_000})
+    bull.call(queue, "add", {"report": True}, {"repeat": {"cron": CRON}})
+    paused: bullpy.Queue = make_queue("cli paused")
+    bull.call(paused, "add", {"before": True})
+    bull.call(paused, "pause")
+    bull.call(paused, "add", {"after": True})
+    yield Filled(queue, paused, redis_url)
 
 
-def test_queues_and_stats_on_a_node_filled_queue(node_filled: bullpy.Queue, redis_url: str, bull: Peer) -> None:
+def _stable(client: redis.Redis, prefix: str) -> dict[str, Any]:
+    # Node's stalled-jobs check rewrites these on its own clock while the test runs.
+    return {k: v for k, v in keyspace(client, prefix).items() if not k.endswith(("stalled-check", ":stalled"))}
+
+
+def test_queues_stats_jobs_and_job(filled: Filled, bull: Peer) -> None:
+    node_counts = bull.call(filled.queue, "getJobCounts")
+    assert node_counts == {"waiting": 3, "active": 1, "completed": 3, "failed": 1, "delayed": 2, "paused": 0}
+    rows = filled.json("queues")
+    assert rows == [
+        {"queue": "cli paused", **bull.call(filled.paused, "getJobCounts"), "paused_flag": True},
+        {"queue": "cli q:{1}", **node_counts, "paused_flag": False},
+    ]
+    stats = filled.json("stats", "cli q:{1}")[0]
+    assert {k: stats[k] for k in node_counts} == node_counts
+    assert stats["workers"] == len(bull.call(filled.queue, "getWorkers")) >= 1
+
+    failed = filled.json("jobs", "cli q:{1}", "--state", "failed")
+    assert [(r["id"], r["state"], r["failed_reason"]) for r in failed] == [("bad", "failed", "number not on WhatsApp")]
+    everything = filled.json("jobs", "cli q:{1}", "--limit", "100")
+    assert sorted(r["id"] for r in everything) == sorted(
+        ["bad", "busy", "w1", "w2", "p1", "later", "ok-0", "ok-1", "ok-2",
+         *(j["id"] for j in bull.call(filled.queue, "getDelayed") if j["id"].startswith("repeat:"))]
+    )
+    assert everything[0]["id"] == "bad"  # failed first: what needs attention
+    assert [r["id"] for r in filled.json("jobs", "cli q:{1}", "--grep", "WHATSAPP")] == ["bad"]
+    assert len(filled.json("jobs", "cli q:{1}", "-n", "2")) == 2
+    assert filled.json("jobs", "cli q:{1}", "--state", "completed", "--since", "1h") != []
+    time.sleep(0.05)
+    assert filled.json("jobs", "cli q:{1}", "--state", "completed", "--since", "10ms") == []
+    as_csv = filled.run("jobs", "cli q:{1}", "--state", "waiting", fmt="csv")
+    table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [r["id"] for r in table] == [j["id"] for j in bull.call(filled.queue, "getWaiting")]
+
+    bad = filled.json("job", "cli q:{1}", "bad")
+    node_bad = bull.call(filled.queue, "getJob", "bad")
+    assert {k: bad[k] for k in node_bad} == node_bad
+    assert bad["state"] == "failed" and bad["logs"] == ["tried"] and bad["stacktrace"]
+    assert filled.json("job", "cli q:{1}", "busy")["lock_owner"]  # the Node worker's lock token
+    missing = filled.run("job", "cli q:{1}", "nope")
+    assert missing.exit_code == 1 and "no job 'nope'" in missing.output
+
+    repeat = filled.json("repeatable", "cli q:{1}")
+    node_repeat = bull.call(filled.queue, "getRepeatableJobs")
+    assert [(r["key"], r["cron"], r["next"]) for r in repeat] == [(r["key"], r["cron"], r["next"]) for r in node_repeat]
+
+    node_workers = bull.call(filled.queue, "getWorkers")
+    assert sorted(w["id"] for w in filled.json("workers", "cli q:{1}")) == sorted(w["id"] for w in node_workers)
+
+    human = filled.run("jobs", "cli q:{1}", "--state", "failed", fmt="table")
+    assert "number not on" in human.stdout and "failed_reason" in human.stdout, human.stdout
+
+
+def test_add_is_read_by_node_and_bad_input_changes_nothing(filled: Filled, bull: Peer, redis_client: redis.Redis
+                                                           ) -> None:
+    added = filled.json("add", "cli q:{1}", "--data", '{"number": "5511999", "message": "hi", "delay": 0}',
+                        "--job-id", "cli-1", "--attempts", "3", "--backoff", "exponential:2s", "--priority", "2",
+                        "--remove-on-complete", "100", "--opts", '{"stackTraceLimit": 5}')
+    assert added == {"id": "cli-1", "name": "__default__", "duplicate": False, "state": "waiting"}
+    node_job = bull.call(filled.queue, "getJob", "cli-1")
+    assert node_job["data"] == {"number": "5511999", "message": "hi", "delay": 0}
+    assert node_job["opts"] == {"attempts": 3, "backoff": {"type": "exponential", "delay": 2000}, "priority": 2,
+                                "removeOnComplete": 100, "stackTraceLimit": 5, "jobId": "cli-1", "delay": 0,
+                                "timestamp": node_job["timestamp"]}
+    again = filled.json("add", "cli q:{1}", "--data", "{}", "--job-id", "cli-1")
+    assert again["duplicate"] is True
+
+    before = _stable(redis_client, filled.queue.prefix)
+    for args, message in [
+        (["--data", "{not json"], "not valid JSON"),
+        (["--data", "{}", "--priority", "-1"], "priority"),
+        (["--data", "{}", "--delay", "soon"], "not a duration"),
+        (["--data", "{}", "--opts", '{"jobid": 1}'], "unknown job option 'jobid'"),
+        (["--data", "{}", "--job-id", "repeat:x"], "reserved"),
+        (["--data", "{}", "--cron", "61 * * * *"], "61"),
+    ]:
+        result = filled.run("add", "cli q:{1}", *args)
+        assert result.exit_code != 0, args
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    assert _stable(redis_client, filled.queue.prefix) == before
+
+
+def test_load_then_node_sends_each_row_once(make_queue: Any, bull: Peer, redis_url: str, prefix: str,
+                                            tmp_path: Any, redis_client: redis.Redis) -> None:
+    campaign = tmp_path / "spring.csv"
+    campaign.write_text("customer_id,number,message\n7,0055119,oi\n8,0055118,ola\n9,0055117,hey\n")
+    base = ["--redis", redis_url, "--prefix", prefix, "--format", "json"]
     runner = CliRunner()
-    base = ["--redis", redis_url, "--prefix", node_filled.prefix, "--format", "json"]
-    listed = runner.invoke(main, [*base, "queues"])
-    assert listed.exit_code == 0, listed.output
-    rows = json.loads(listed.output)
-    node_counts = bull.call(node_filled, "getJobCounts")
-    assert rows == [{"queue": "cli q:{1}", **node_counts, "paused_flag": True}]
-    stats = runner.invoke(main, [*base, "stats", "cli q:{1}"])
-    assert stats.exit_code == 0, stats.output
-    row = json.loads(stats.output)[0]
-    assert {k: row[k] for k in node_counts} == node_counts
-    assert node_counts == {"waiting": 0, "active": 0, "completed": 4, "failed": 1, "delayed": 1, "paused": 1}
-    table = runner.invoke(main, [*base[:-2], "--format", "table", "stats", "cli q:{1}"])
-    assert "completed" in table.output and "paused_flag" in table.output
+    dry = runner.invoke(main, [*base, "load", "message-queue", str(campaign), "--job-id", "spring-{customer_id}",
+                               "--data", "number,message", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout) == {"queue": "message-queue", "rows": 3, "would_add": 3, "dry_run": True}
+    assert keyspace(redis_client, prefix) == {}
+    first = runner.invoke(main, [*base, "load", "message-queue", str(campaign), "--job-id", "spring-{customer_id}",
+                                 "--data", "number,message", "--attempts", "3", "--backoff", "exponential:2s"])
+    assert json.loads(first.stdout) == {"queue": "message-queue", "rows": 3, "added": 3, "dry_run": False}
+    again = runner.invoke(main, [*base, "load", "message-queue", str(campaign), "--job-id", "spring-{customer_id}",
+                                 "--data", "number,message"])
+    assert json.loads(again.stdout)["duplicate"] == 3
+    queue = make_queue("message-queue")
+    bull.process(queue, count=3)
+    sent = sorted((r["id"], r["data"]["number"]) for r in bull.processed(queue))
+    assert sent == [("spring-7", "0055119"), ("spring-8", "0055118"), ("spring-9", "0055117")]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,number\n1,\n")
+    before = keyspace(redis_client, prefix)
+    failed = runner.invoke(main, [*base, "load", "message-queue", str(bad), "--job-id", "x-{customer_id}"])
+    assert failed.exit_code == 1 and "number" in failed.output
+    assert keyspace(redis_client, prefix) == before
+
+
+def test_retry_promote_remove_pause_resume_as_node_sees_them(filled: Filled, bull: Peer) -> None:
+    name = "cli q:{1}"
+    assert filled.json("retry", name, "--id", "bad") == [{"id": "bad", "result": "retried"}]
+    assert bull.job(filled.queue, "bad", "getState") == "waiting"
+    mixed = filled.run("retry", name, "--id", "ok-0")
+    assert mixed.exit_code == 1 and "could not be retried" in mixed.output
+    assert json.loads(mixed.stdout) == [{"id": "ok-0", "result": "is completed"}]
+
+    assert filled.json("promote", name, "--id", "later") == [{"id": "later", "result": "promoted"}]
+    assert bull.job(filled.queue, "later", "getState") == "waiting"
+
+    assert filled.json("remove", name, "w2", "--yes") == [{"id": "w2", "result": "removed"}]
+    assert bull.call(filled.queue, "getJob", "w2") is None
+    locked = filled.run("remove", name, "busy", "--yes")
+    assert locked.exit_code == 1 and bull.job(filled.queue, "busy", "getState") == "active"
+
+    assert filled.json("pause", name) == {"queue": name, "paused": True}
+    assert bull.call(filled.queue, "isPaused") is True
+    assert filled.json("resume", name) == {"queue": name, "paused": False}
+    assert bull.call(filled.queue, "isPaused") is False
+
+    # Node's worker (paused locally until now) then runs what was retried and promoted.
+    bull.call(filled.queue, "resume", True)
+    bull.wait_for_state(filled.queue, "later", "completed")
+    bull.wait_for_state(filled.queue, "bad", "failed")
+    assert sum(1 for r in bull.processed(filled.queue) if r["id"] == "bad") == 2
+
+
+DESTRUCTIVE = [
+    (["clean", "cli q:{1}", "--state", "completed"], "would_remove", 3),
+    (["empty", "cli q:{1}"], "would_remove", 5),
+    (["obliterate", "cli q:{1}", "--force"], "would_remove_jobs", 10),
+    (["remove", "cli q:{1}", "--pattern", "ok-*"], "would_remove", 3),
+    (["retry", "cli q:{1}"], "would_retry", 1),
+    (["promote", "cli q:{1}", "--all"], "would_promote", 2),
+]
+
+
+@pytest.mark.parametrize(("args", "field", "count"), DESTRUCTIVE, ids=[a[0] for a, _, _ in DESTRUCTIVE])
+def test_destructive_commands_refuse_without_yes_and_dry_run_changes_nothing(
+    filled: Filled, redis_client: redis.Redis, bull: Peer, args: list[str], field: str, count: int
+) -> None:
+    before = _stable(redis_client, filled.queue.prefix)
+    refused = filled.run(*args)
+    assert refused.exit_code == 1 and "refusing to" in refused.output and "--yes" in refused.output
+    dry = filled.json(*args, "--dry-run")
+    assert dry[field] == count
+    assert _stable(redis_client, filled.queue.prefix) == before
+    done = filled.run(*args, "--yes")
+    assert done.exit_code == 0, done.output
+    assert _stable(redis_client, filled.queue.prefix) != before
+    counts = bull.call(filled.queue, "getJobCounts")
+    if args[0] == "clean":
+        assert counts["completed"] == 0
+    elif args[0] == "empty":
+        assert counts["waiting"] == counts["delayed"] == 0 and counts["active"] == 1
+    elif args[0] == "obliterate":
+        assert not any(k for k in _stable(redis_client, filled.queue.prefix) if k.startswith("cli q:{1}:")
+                       and not k.startswith("cli q:{1}:busy"))
+    elif args[0] == "remove":
+        assert counts["completed"] == 0 and counts["failed"] == 1
+    elif args[0] == "retry":
+        assert counts["failed"] == 0 and bull.job(filled.queue, "bad", "getState") == "waiting"
+    elif args[0] == "promote":
+        assert counts["delayed"] == 0 and bull.job(filled.queue, "later", "getState") == "waiting"
+
+
+def _in_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
+    """Run the CLI with a real terminal on stdin (a pty), answering its question with ``answer``."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "bullpy.cli", *args], stdin=follower, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    os.close(follower)
+    try:
+        os.write(leader, answer)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(leader)
+    return proc.returncode, out.decode()
+
+
+def test_a_terminal_is_asked_and_no_means_unchanged(filled: Filled, redis_client: redis.Redis) -> None:
+    args = ["--redis", filled.redis_url, "--prefix", filled.queue.prefix, "--format", "json", "clean",
+            "cli q:{1}", "--state", "completed"]
+    before = _stable(redis_client, filled.queue.prefix)
+    code, out = _in_terminal(args, b"n\n")
+    assert code == 1 and "Remove 3 completed jobs older than 0 from queue 'cli q:{1}'?" in out
+    assert _stable(redis_client, filled.queue.prefix) == before
+    code, out = _in_terminal(args, b"y\n")
+    assert code == 0 and '"removed": 3' in out
+    assert redis_client.zcard(filled.queue.keys("completed")) == 0
 
 
 def test_unknown_queue_is_an_error(redis_url: str, prefix: str) -> None:
-    result = CliRunner().invoke(main, ["--redis", redis_url, "--prefix", prefix, "stats", "nope"])
-    assert result.exit_code != 0
-    assert "no queue 'nope'" in result.output
+    for args in (["stats", "nope"], ["jobs", "nope"], ["clean", "nope", "--yes"], ["obliterate", "nope", "--yes"]):
+        result = CliRunner().invoke(main, ["--redis", redis_url, "--prefix", prefix, *args])
+        assert result.exit_code == 1
+        assert "no queue 'nope'" in result.output
 
 
-def test_password_never_appears_and_help_stays_light() -> None:
+def test_real_processes_password_never_appears_and_help_stays_light(filled: Filled) -> None:
     run = subprocess.run([sys.executable, "-m", "bullpy.cli", "--redis", "redis://:hunter2@127.0.0.1:1/0",
                           "stats", "q"], capture_output=True, text=True, timeout=60)
-    assert run.returncode != 0
-    assert "127.0.0.1:1" in run.stderr
+    assert run.returncode == 1
+    assert "127.0.0.1:1" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert "hunter2" not in run.stdout + run.stderr
+    stats = subprocess.run([sys.executable, "-m", "bullpy.cli", "--redis", filled.redis_url, "--prefix",
+                            filled.queue.prefix, "stats", "cli q:{1}"], capture_output=True, text=True, timeout=60)
+    assert stats.returncode == 0 and json.loads(stats.stdout)[0]["failed"] == 1  # piped: JSON by default
     code = "import sys; from bullpy.cli import main; print('pandas' in sys.modules, 'ipywidgets' in sys.modules)"
     light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert light.stdout.split() == ["False", "False"]
