@@ -220,7 +220,52 @@ def child_py_memory(url: str, prefix: str, name: str, rows: int) -> None:
              "base_mb": base})
 
 
+def child_py_cli(url: str, prefix: str, name: str, jobs: int) -> None:
+    """Fill a queue with ``jobs`` jobs in several states, then count the Redis round trips (and time) of
+    ``bullpy stats`` and ``bullpy jobs -n 20`` on it, in-process through click."""
+    import redis.connection
+    from click.testing import CliRunner
+
+    import bullpy
+    from bullpy.cli import main as cli
+
+    queue = bullpy.Queue(name, url, prefix=prefix)
+    batch = 5_000
+    for start in range(0, jobs, batch):
+        n = min(batch, jobs - start)
+        # Every tenth job delayed, the rest waiting: the counts span lists and sorted sets.
+        queue.add_bulk([{"data": whatsapp(start + i), "opts": {"delay": 3_600_000} if (start + i) % 10 == 0 else {}}
+                        for i in range(n)], batch_size=1000)
+    sends = [0]
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sends[0] += 1  # one call per request written: a single command or a whole pipeline
+        original(self, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    out: dict[str, Any] = {"jobs": jobs}
+    runner = CliRunner()
+    for label, argv in (("stats", ["stats", name]), ("jobs", ["jobs", name, "-n", "20"])):
+        sends[0] = 0
+        t0 = time.perf_counter()
+        result = runner.invoke(cli, ["--redis", url, "--prefix", prefix, "--format", "json", *argv])
+        out[f"{label}_seconds"] = time.perf_counter() - t0
+        if result.exit_code != 0:
+            raise RuntimeError(result.output)
+        out[f"{label}_round_trips"] = sends[0]
+    redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+    code = "import sys, bullpy.cli; print(sorted(m for m in ('pandas', 'ipywidgets', 'numpy') if m in sys.modules))"
+    t0 = time.perf_counter()
+    light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out["import_seconds"] = time.perf_counter() - t0
+    out["heavy_modules"] = light.stdout.strip()
+    queue.close()
+    _report(out)
+
+
 CHILDREN = {
+    "py-cli": child_py_cli,
     "py-memory": child_py_memory,
     "py-worker": child_py_worker,
     "bullmq-preload": child_bullmq_preload,
@@ -406,6 +451,17 @@ class Bench:
         finally:
             self.delete_queue(name)
 
+    def cli(self, sizes: list[int]) -> None:
+        print(f"CLI: Redis round trips of `bullpy stats` on queues of {', '.join(f'{n:,}' for n in sizes)} jobs",
+              flush=True)
+        self.cli_results = []
+        for size in sizes:
+            name = self.queue_name("cli")
+            try:
+                self.cli_results.append(self.py("py-cli", self.url, self.prefix, name, size))
+            finally:
+                self.delete_queue(name)
+
     def memory(self, rows: int) -> None:
         print(f"Memory: loading a {rows:,}-row campaign with add_frame", flush=True)
         name = self.queue_name("memory")
@@ -503,6 +559,23 @@ class Bench:
                 f"{memory['jobs'] / memory['seconds']:,.0f} |",
                 "",
             ]
+        cli_results = getattr(self, "cli_results", None)
+        if cli_results:
+            trips = {r["stats_round_trips"] for r in cli_results}
+            lines += [
+                "## CLI: `bullpy stats` and `bullpy jobs -n 20` (round trips counted on the client's socket)",
+                "",
+                "| jobs in the queue | stats round trips | stats seconds | jobs -n 20 round trips | jobs seconds |",
+                "|---:|---:|---:|---:|---:|",
+                *(f"| {r['jobs']:,} | {r['stats_round_trips']} | {r['stats_seconds']:.3f} | {r['jobs_round_trips']} | "
+                  f"{r['jobs_seconds']:.3f} |" for r in cli_results),
+                "",
+                f"Target: a constant number of round trips whatever the size: "
+                f"{'met' if len(trips) == 1 else 'NOT met'}. `import bullpy.cli` loaded "
+                f"{cli_results[-1]['heavy_modules']} of pandas/ipywidgets/numpy "
+                f"({cli_results[-1]['import_seconds']:.2f} s for the whole interpreter start).",
+                "",
+            ]
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
 
@@ -515,8 +588,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 worker jobs, 10,000 producer jobs, 1 run each")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--no-pin", action="store_true", help="do not pin client processes with taskset")
-    parser.add_argument("--only", default="workers,producing,reading,memory",
-                        help="comma-separated sections to run (default: all four)")
+    parser.add_argument("--only", default="workers,producing,reading,memory,cli",
+                        help="comma-separated sections to run (default: all five)")
+    parser.add_argument("--cli-jobs", type=int, help="size of the large queue of the cli section "
+                        "(default 1,000,000; 20,000 with --quick)")
     parser.add_argument("--memory-rows", type=int, help="rows of the memory run (default 1,000,000; 50,000 with --quick)")
     parser.add_argument("--out", default=str(HERE / "results.md"))
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -564,6 +639,8 @@ def main() -> None:
             bench.reading(worker_jobs)
         if "memory" in sections:
             bench.memory(args.memory_rows or (50_000 if args.quick else 1_000_000))
+        if "cli" in sections:
+            bench.cli([1_000, args.cli_jobs or (20_000 if args.quick else 1_000_000)])
     finally:
         bench.cleanup()
     table = bench.markdown(worker_jobs, produce_jobs)

@@ -120,8 +120,10 @@ def emit(ctx: click.Context, rows: Sequence[dict[str, Any]], columns: Sequence[s
         table = Table(title=title, show_lines=False, header_style="bold")
         for column in columns:
             numeric = column not in times and bool(rows) and all(isinstance(r.get(column), (int, float)) for r in rows)
-            table.add_column(column, justify="right" if numeric else "left", overflow="fold",
-                             max_width=(widths or {}).get(column))
+            # Columns given a width (data, reasons) are cut with an ellipsis: one line per job.
+            cut = column in (widths or {})
+            table.add_column(column, justify="right" if numeric else "left", overflow="ellipsis" if cut else "fold",
+                             no_wrap=cut, max_width=(widths or {}).get(column))
         for row in rows:
             table.add_row(*(clock(row.get(c)) if c in times else _cell(row.get(c)) for c in columns))
         # Off a terminal (e.g. `--format table | less`) rich would wrap at 80 columns.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,7 @@ from .._core.scripts import glob_escape, text
 from ..job import Job, now_ms
 from ..queue import DEFAULT_COUNT_TYPES, Queue
 from . import main
-from ._common import emit, emit_record, open_queue, parse_duration, settings
+from ._common import clock, emit, emit_record, open_queue, parse_duration, settings
 
 # The order `bullpy jobs` walks states in when none is given: what needs attention first.
 JOB_STATES = ("failed", "active", "waiting", "paused", "delayed", "completed")
@@ -53,6 +54,9 @@ def stats(ctx: click.Context, queue_name: str, watch: float | None) -> None:
         while True:
             row = {"queue": queue.name, **queue.get_job_counts(), "paused_flag": queue.is_paused(),
                    "workers": len(queue.get_workers())}
+            if watch is not None and settings(ctx).output == "table" and sys.stdout.isatty():
+                click.clear()  # redraw in place on a terminal; pipes get one row per refresh
+                row["at"] = clock(now_ms())
             emit(ctx, [row])
             if watch is None:
                 return
