@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import html
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -200,12 +199,11 @@ class Job:
 
     # --- display ----------------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        return f"<Job {self.queue.name}:{self.id} name={self.name!r}>"
+        from . import _display
+
+        return _display.job_text(self)
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'><code>{html.escape(to_json(v) if not isinstance(v, str) else v)}</code></td></tr>"
-            for k, v in self.to_dict().items()
-        )
-        return f"<b>Job {html.escape(self.id)}</b> of <code>{html.escape(self.queue.name)}</code><table>{rows}</table>"
+        from . import _display
+
+        return _display.job_html(self)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import sys
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -97,14 +96,9 @@ class Queue:
         return f"<Queue {self.prefix}:{self.name} on {connection.describe(self.client)}>"
 
     def _repr_html_(self) -> str:
-        counts = self.get_job_counts()
-        cells = "".join(f"<td style='text-align:right'>{v}</td>" for v in counts.values())
-        heads = "".join(f"<th>{html.escape(k)}</th>" for k in counts)
-        paused = " <b>(paused)</b>" if self.is_paused() else ""
-        return (
-            f"<b>Queue</b> <code>{html.escape(self.prefix)}:{html.escape(self.name)}</code>{paused}"
-            f"<table><tr>{heads}</tr><tr>{cells}</tr></table>"
-        )
+        from . import _display
+
+        return _display.queue_html(self)
 
     def close(self) -> None:
         """Stop this queue's workers (letting current jobs finish) and release its connections."""

@@ -17,7 +17,8 @@ nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-NEEDS_NODE = {"campaign.ipynb"}
+# Notebooks that start the Node worker (bridge/worker.js) through bullpy.bridge.NodeWorker.
+NEEDS_NODE = {"campaign.ipynb", "inspect-existing-queue.ipynb", "cleanup-and-migration.ipynb"}
 
 
 @pytest.fixture

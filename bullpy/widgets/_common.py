@@ -1,0 +1,220 @@
+"""What the widgets share: the ipywidgets import, background refresh, and raw reads with no Queue API."""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import redis as _redis
+
+from .. import connection
+from ..errors import MissingDependency
+from ..queue import Queue
+
+try:
+    import ipywidgets as W
+except ImportError as exc:  # pragma: no cover - the extra is missing
+    raise MissingDependency("ipywidgets", "notebook") from exc
+
+__all__ = [
+    "Refresher", "W", "check_interval", "close_tree", "eviction_policy", "find_queues", "hide",
+    "metrics_per_minute", "now_ms", "queues_of", "read_metrics", "sampled_per_minute",
+]
+
+
+class _Refreshable(Protocol):
+    def _tick(self) -> None: ...
+
+
+class Refresher:
+    """Calls ``owner._tick()`` every ``interval`` seconds on a daemon thread that holds only a weak
+    reference to the owner, so a widget nobody holds any more stops refreshing when it is collected.
+
+    The kernel is never blocked: the thread only reads Redis and sets widget values (ipykernel sends
+    comm messages from any thread). ``stop()`` is immediate, the thread also ends when the owner is
+    garbage-collected and when the interpreter's main thread ends (kernel shutdown or restart). An
+    interrupt of the kernel reaches the main thread only and leaves the refresh running.
+    """
+
+    def __init__(self, owner: _Refreshable, interval: float, name: str) -> None:
+        self.interval = interval
+        self._owner = weakref.ref(owner)
+        self._stop = threading.Event()
+        # Stop at once when the owner is collected, not one interval later.
+        weakref.finalize(owner, self._stop.set)
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> Refresher:
+        self.thread.start()
+        return self
+
+    def stop(self, wait: float | None = None) -> None:
+        self._stop.set()
+        if wait is not None and self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(wait)
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive() and not self._stop.is_set()
+
+    def _loop(self) -> None:
+        main = threading.main_thread()
+        while not self._stop.wait(self.interval):
+            if not main.is_alive():
+                return
+            owner = self._owner()
+            if owner is None:
+                return
+            try:
+                owner._tick()  # the owner shows its own errors; a failure never ends the thread
+            except Exception:  # noqa: BLE001, S110 - last resort: never let the thread die on a bug
+                pass
+            del owner
+
+
+def check_interval(refresh: float | None) -> float | None:
+    """Seconds between two refreshes; None or 0 means refresh only on demand."""
+    if refresh is None or refresh == 0:
+        return None
+    if isinstance(refresh, bool) or not isinstance(refresh, (int, float)) or refresh < 0.05:
+        raise ValueError(f"refresh must be a number of seconds >= 0.05 (or None to refresh on demand), got {refresh!r}")
+    return float(refresh)
+
+
+def queues_of(queue_or_queues: Queue | Iterable[Queue]) -> list[Queue]:
+    if isinstance(queue_or_queues, Queue):
+        return [queue_or_queues]
+    if isinstance(queue_or_queues, (str, bytes)) or not isinstance(queue_or_queues, Iterable):
+        raise TypeError(f"expected a bullpy.Queue or a list of them, got {type(queue_or_queues).__name__}")
+    queues = list(queue_or_queues)
+    for q in queues:
+        if not isinstance(q, Queue):
+            raise TypeError(f"expected bullpy.Queue objects, got {type(q).__name__}")
+    if not queues:
+        raise ValueError("no queues given")
+    return queues
+
+
+def eviction_policy(client: _redis.Redis) -> str | None:
+    """Redis's ``maxmemory-policy``, or None when the server will not say.
+
+    ``INFO memory`` first: managed services that rename or forbid CONFIG usually still answer it;
+    then ``CONFIG GET``. None when both are refused (ACL, renamed commands).
+    """
+    try:
+        info = client.info("memory")
+    except _redis.ResponseError:
+        info = {}
+    policy = info.get("maxmemory_policy") if isinstance(info, dict) else None
+    if policy is None:
+        try:
+            reply = client.config_get("maxmemory-policy")
+        except _redis.ResponseError:  # unknown (renamed) command, NOPERM, or a service that hides CONFIG
+            return None
+        policy = reply.get("maxmemory-policy") if isinstance(reply, dict) else None
+    if isinstance(policy, bytes):
+        policy = policy.decode()
+    return policy if isinstance(policy, str) and policy else None
+
+
+def read_metrics(queue: Queue, points: int) -> dict[str, tuple[dict[str, int], list[int]] | None]:
+    """Bull's per-minute metrics of ``completed`` and ``failed`` (``queue.getMetrics`` in Node), in one
+    round trip: ``{type: (meta, data)}`` with data newest first, or None where the keys do not exist
+    (only workers started with ``metrics: {maxDataPoints}`` write them)."""
+    out: dict[str, tuple[dict[str, int], list[int]] | None] = {}
+    kinds = ("completed", "failed")
+    with connection.unavailable_as_error(queue.client), queue.client.pipeline(transaction=False) as pipe:
+        for kind in kinds:
+            key = queue.keys(f"metrics:{kind}")
+            pipe.hmget(key, "count", "prevTS", "prevCount")
+            pipe.lrange(f"{key}:data", 0, max(points - 1, 0))
+        replies = pipe.execute()
+    for i, kind in enumerate(kinds):
+        meta, data = replies[2 * i], replies[2 * i + 1]
+        if meta[1] is None and not data:
+            out[kind] = None
+            continue
+        fields = {name: int(value or 0) for name, value in zip(("count", "prevTS", "prevCount"), meta)}
+        out[kind] = (fields, [int(x) for x in data])
+    return out
+
+
+def metrics_per_minute(meta: dict[str, int], data: list[int], now: int, minutes: int) -> list[int]:
+    """Finished jobs per minute from Bull's metrics, index 0 the current minute.
+
+    Bull's collectMetrics only writes when a job finishes: the hash counts every finish; at the first
+    finish of a new minute it pushes the previous minute's total (and a 0 for each minute in between)
+    on the head of the data list and moves ``prevTS``/``prevCount`` on. So the minute of ``prevTS`` is
+    still open (``count - prevCount``), ``data[i]`` is the minute ``i + 1`` before it, and minutes after
+    ``prevTS`` had no finish at all.
+    """
+    now_minute = now // 60_000
+    prev_minute = meta["prevTS"] // 60_000
+    buckets = [0] * minutes
+    for age in range(minutes):
+        minute = now_minute - age
+        if minute > prev_minute:
+            continue
+        if minute == prev_minute:
+            buckets[age] = max(meta["count"] - meta["prevCount"], 0)
+        else:
+            index = prev_minute - 1 - minute
+            buckets[age] = data[index] if index < len(data) else 0
+    return buckets
+
+
+def sampled_per_minute(samples: Iterable[tuple[int, int]], now: int, minutes: int) -> list[int]:
+    """Finished jobs per minute from successive (time ms, count) samples, index 0 the current minute.
+
+    A count that went down (jobs cleaned or removed on completion) counts as no progress.
+    """
+    buckets = [0] * minutes
+    previous: tuple[int, int] | None = None
+    now_minute = now // 60_000
+    for at, count in samples:
+        if previous is not None:
+            age = now_minute - at // 60_000
+            if 0 <= age < minutes:
+                buckets[age] += max(count - previous[1], 0)
+        previous = (at, count)
+    return buckets
+
+
+def find_queues(redis: str | _redis.Redis | None = None, prefix: str = "bull") -> list[str]:
+    """Names of the Bull queues under ``prefix`` on a Redis, found with SCAN (never KEYS).
+
+    Every queue that ever held a job has its id counter ``prefix:<name>:id`` (Bull's addJob increments
+    it even for custom job ids), so that key is what is looked for.
+    """
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+    client = connection.resolve(redis)
+    pattern = _glob_escape(prefix) + ":*:id"
+    names: set[str] = set()
+    with connection.unavailable_as_error(client):
+        for key in client.scan_iter(pattern, count=1000):
+            text = key.decode() if isinstance(key, bytes) else str(key)
+            names.add(text[len(prefix) + 1 : -len(":id")])
+    return sorted(names)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def close_tree(widget: Any) -> None:
+    """Close a widget and every widget inside it (ipywidgets keeps each one until it is closed)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    widget.close()
+
+
+def hide(widget: Any, hidden: bool) -> None:
+    widget.layout.display = "none" if hidden else None
