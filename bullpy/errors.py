@@ -12,10 +12,18 @@ The tree::
     ├── QueueNotPaused                        obliterate on a queue that is not paused
     ├── QueueHasActiveJobs                    obliterate without force while jobs are active
     ├── RedisUnavailable (ConnectionError)    a configured Redis cannot be reached (names host, never the password)
+    │   └── RedisAuthenticationFailed         wrong password or user, or a password is needed (PermissionError)
+    ├── RedisRefused                          Redis answered but refuses the command; retrying cannot help
+    │   ├── RedisPermissionDenied             NOPERM: the ACL user may not run that command or touch those keys
+    │   │   (PermissionError)
+    │   ├── RedisOutOfMemory                  OOM: used memory is above maxmemory and nothing can be evicted
+    │   └── RedisReadOnly                     READONLY: connected to a replica, writes go to the primary
     └── MissingDependency (ImportError)       an optional extra is not installed
 
 Bad arguments raise the builtin ``ValueError``/``TypeError`` before anything reaches Redis.
-redis-py's own errors pass through unwrapped unless bullpy can add facts to them.
+redis-py's own errors pass through unwrapped unless bullpy can add facts to them: where the server is, which
+ACL user, which bullpy script (``bullpy.connection.unavailable_as_error`` does the wrapping). The original
+redis-py error stays reachable as ``__cause__``; no message ever carries a password.
 """
 
 from __future__ import annotations
@@ -81,6 +89,47 @@ class QueueHasActiveJobs(BullError):
 
 class RedisUnavailable(BullError, ConnectionError):
     """A configured Redis cannot be reached; the message names host and port, never the password."""
+
+
+class RedisAuthenticationFailed(RedisUnavailable, PermissionError):
+    """Redis refused the credentials (WRONGPASS) or wants some (NOAUTH); names the user, never the password.
+
+    A RedisUnavailable too, because redis-py reports it as a connection error and callers that catch
+    ``RedisUnavailable`` around connecting keep working.
+    """
+
+    def __init__(self, message: str, *, where: str, user: str) -> None:
+        super().__init__(message)
+        self.where = where
+        self.user = user
+
+
+class RedisRefused(BullError):
+    """Redis answered but will not run the command; the same command fails again until someone acts.
+
+    Attributes: ``where`` (host:port and db), ``user`` (the ACL user), ``command`` (the Redis command,
+    when Redis named it) and ``script`` (the bullpy script that ran it, if any).
+    """
+
+    def __init__(self, message: str, *, where: str, user: str, command: str | None = None,
+                 script: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+        self.user = user
+        self.command = command
+        self.script = script
+
+
+class RedisPermissionDenied(RedisRefused, PermissionError):
+    """NOPERM: the ACL user may not run the command (or touch the keys); nothing was written."""
+
+
+class RedisOutOfMemory(RedisRefused):
+    """OOM: Redis is at ``maxmemory`` and may evict nothing, so it refuses every write."""
+
+
+class RedisReadOnly(RedisRefused):
+    """READONLY: the server is a replica; bullpy must be pointed at the primary."""
 
 
 class MissingDependency(BullError, ImportError):

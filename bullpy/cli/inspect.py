@@ -174,3 +174,28 @@ def workers(ctx: click.Context, queue_name: str) -> None:
         emit(ctx, rows)
     else:
         emit(ctx, rows, ["id", "addr", "age", "idle", "db", "cmd"])
+
+
+@main.command()
+@click.argument("queue_name", metavar="QUEUE")
+@click.option("--max-finished", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="More completed (or failed) jobs kept than this is a warning.")
+@click.option("--max-age", default=None, metavar="DURATION", help="Also warn when the oldest finished job is older.")
+@click.option("--no-orphans", is_flag=True, help="Skip the orphan-job scan (it walks the whole keyspace with SCAN).")
+@click.pass_context
+def doctor(ctx: click.Context, queue_name: str, max_finished: int, max_age: str | None, no_orphans: bool) -> None:
+    """Check a queue and its Redis: eviction policy, persistence, unbounded finished sets, active jobs
+    without locks, job names no worker handles, orphan job hashes, memory per job. Read-only.
+
+    Exit status: 0 healthy, 1 warnings, 2 errors.
+    """
+    from ..doctor import diagnose
+
+    queue = open_queue(ctx, queue_name)
+    report = diagnose(queue, max_finished=max_finished, check_orphans=not no_orphans,
+                      max_finished_age_ms=parse_duration(max_age, "--max-age") if max_age else None)
+    if settings(ctx).output == "json":
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+    else:
+        click.echo(report.render())
+    ctx.exit(report.exit_code)

@@ -1,0 +1,653 @@
+"""``bullpy doctor``: what is wrong with a Bull queue and the Redis under it, found by reading only.
+
+    >>> report = bullpy.doctor.diagnose(bullpy.Queue("message-queue"))
+    >>> print(report.render())          # or report.to_dict() for JSON; report.exit_code for a shell
+
+Each finding has a severity (``error``: jobs are being lost or failed now; ``warning``: a risk or a mess that
+grows; ``info``: a fact worth knowing), a stable ``code``, a one-line message, JSON-safe details and a fix:
+
+=======================  ============================================================================
+code                     finding
+=======================  ============================================================================
+eviction-policy          ``maxmemory-policy`` is not ``noeviction``: Redis may evict Bull's keys
+no-persistence           neither AOF nor RDB snapshots: a restart loses every job
+completed-unbounded      more finished jobs kept than ``max_finished`` (or older than
+failed-unbounded         ``max_finished_age_ms``): removeOnComplete/removeOnFail are missing
+active-without-lock      jobs in ``active`` whose ``<id>:lock`` is gone, on two looks a moment apart
+missing-handler          jobs failed with Node's "Missing process handler for job type <name>"
+orphan-jobs              job hashes whose id is in no state list or set: nothing will ever run them
+large-jobs               the sampled jobs average more than ``max_job_bytes`` of Redis memory
+memory-per-job           (info) MEMORY USAGE of a sample of jobs, and what all the jobs take
+wrong-key-type           a queue key has the wrong type (WRONGTYPE): Node's jobId 'wait' corruption
+check-skipped            (info) a check could not run: the ACL user may not run INFO/CONFIG/...
+=======================  ============================================================================
+
+It only reads, with plain commands and non-transactional pipelines (no MULTI, no scripts): it works for a
+``+@read`` ACL user and on a Redis that is out of memory, where MULTI is refused. Server-level facts that need
+``INFO``/``CONFIG GET`` are reported as unknown (info) when those commands are refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import redis as _redis
+
+from . import connection
+from ._core.keys import QUEUE_KEY_SUFFIXES, RESERVED_ID_PREFIXES
+from ._core.scripts import glob_escape
+from .queue import Queue
+
+__all__ = ["MISSING_HANDLER", "DoctorReport", "Finding", "Severity", "diagnose"]
+
+#: The failedReason a Bull worker gives a job whose name it has no handler for (lib/queue.js processJob:
+#: ``new Error('Missing process handler for job type ' + job.name)``); bullpy's worker uses the same words.
+MISSING_HANDLER = "Missing process handler for job type "
+
+# Hashes under ``prefix:name:`` that are the queue's own structure, not jobs (protocol §1.2).
+_STRUCTURE_HASHES = frozenset({"meta", "limiter:index", "metrics:completed", "metrics:failed"})
+# Keys that exist for any queue; a job "id" ``a:5`` is really job 5 of queue ``name:a`` when ``name:a:`` has them.
+_QUEUE_MARKERS = ("id", "wait", "active", "completed", "failed", "delayed", "paused", "meta-paused", "repeat")
+_BATCH = 1000
+_SHOWN_IDS = 20
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "error": 2}[self.value]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the doctor found."""
+
+    severity: Severity
+    code: str
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"severity": self.severity.value, "code": self.code, "message": self.message,
+                "details": dict(self.details), "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """Every finding for one queue, worst first."""
+
+    queue: str
+    prefix: str
+    redis: str
+    findings: tuple[Finding, ...]
+
+    @property
+    def problems(self) -> tuple[Finding, ...]:
+        """The warnings and errors (a healthy queue has none)."""
+        return tuple(f for f in self.findings if f.severity is not Severity.INFO)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        """0 without problems, 1 with warnings only, 2 with an error: for ``bullpy doctor``'s exit status."""
+        return max((f.severity.rank for f in self.findings), default=0)
+
+    def codes(self) -> set[str]:
+        return {f.code for f in self.findings}
+
+    def by_code(self, code: str) -> list[Finding]:
+        return [f for f in self.findings if f.code == code]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"queue": self.queue, "prefix": self.prefix, "redis": self.redis, "ok": self.ok,
+                "findings": [f.to_dict() for f in self.findings]}
+
+    def render(self) -> str:
+        """Plain text for a terminal: one block per finding, then a verdict."""
+        lines = [f"bullpy doctor: queue {self.queue!r} (prefix {self.prefix!r}) on {self.redis}"]
+        for f in self.findings:
+            lines.append(f"{f.severity.value.upper():8} {f.code}: {f.message}")
+            if f.fix:
+                lines.append(f"{'':8} fix: {f.fix}")
+        errors = sum(f.severity is Severity.ERROR for f in self.findings)
+        warnings = sum(f.severity is Severity.WARNING for f in self.findings)
+        if errors or warnings:
+            lines.append(f"{errors} error(s), {warnings} warning(s)")
+        else:
+            lines.append("no problems found")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def diagnose(
+    queue: Queue,
+    *,
+    max_finished: int = 10_000,
+    max_finished_age_ms: int | None = None,
+    recheck_delay: float = 0.5,
+    sample_size: int = 1000,
+    memory_sample: int = 20,
+    max_job_bytes: int = 100_000,
+    check_orphans: bool = True,
+) -> DoctorReport:
+    """Check a queue and its Redis; read-only.
+
+    Args:
+        max_finished: more completed (or failed) jobs kept than this is a warning.
+        max_finished_age_ms: also warn when the oldest kept finished job is older than this (off by default).
+        recheck_delay: seconds between the two looks that confirm a missing lock or an orphan job (a job
+            just taken is in ``active`` a moment before its lock is set).
+        sample_size: how many of the newest failed, delayed and waiting jobs are read for missing handlers.
+        memory_sample: how many jobs MEMORY USAGE is asked about.
+        max_job_bytes: a sampled average above this is a ``large-jobs`` warning.
+        check_orphans: SCAN the queue's keys for job hashes in no state (walks the whole keyspace).
+    """
+    for name, value in (("max_finished", max_finished), ("sample_size", sample_size),
+                        ("memory_sample", memory_sample), ("max_job_bytes", max_job_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if max_finished_age_ms is not None and (isinstance(max_finished_age_ms, bool)
+                                            or not isinstance(max_finished_age_ms, int) or max_finished_age_ms < 0):
+        raise ValueError(f"max_finished_age_ms must be a non-negative integer or None, got {max_finished_age_ms!r}")
+    if not isinstance(recheck_delay, (int, float)) or recheck_delay < 0:
+        raise ValueError(f"recheck_delay must be a non-negative number of seconds, got {recheck_delay!r}")
+    doctor = _Doctor(queue, max_finished=max_finished, max_finished_age_ms=max_finished_age_ms,
+                     recheck_delay=float(recheck_delay), sample_size=sample_size, memory_sample=memory_sample,
+                     max_job_bytes=max_job_bytes)
+    with connection.unavailable_as_error(queue.client, "doctor"):
+        doctor.run(check_orphans)
+    findings = sorted(doctor.findings, key=lambda f: -f.severity.rank)
+    return DoctorReport(queue.name, queue.prefix, connection.describe(queue.client), tuple(findings))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB"):
+        n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GB"
+
+
+def _age(ms: float) -> str:
+    seconds = ms / 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _chunks(items: Sequence[str], size: int = _BATCH) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _Doctor:
+    def __init__(self, queue: Queue, *, max_finished: int, max_finished_age_ms: int | None, recheck_delay: float,
+                 sample_size: int, memory_sample: int, max_job_bytes: int) -> None:
+        self.queue = queue
+        self.client = queue.client
+        self.keys = queue.keys
+        self.max_finished = max_finished
+        self.max_finished_age_ms = max_finished_age_ms
+        self.recheck_delay = recheck_delay
+        self.sample_size = sample_size
+        self.memory_sample = memory_sample
+        self.max_job_bytes = max_job_bytes
+        self.findings: list[Finding] = []
+        self.counts: dict[str, int] = {}
+
+    def cli(self, command: str, *args: str) -> str:
+        """A ``bullpy`` command line for this queue, to paste."""
+        prefix = [] if self.queue.prefix == "bull" else ["--prefix", self.queue.prefix]
+        return "`" + shlex.join(["bullpy", *prefix, command, self.queue.name, *args]) + "`"
+
+    def add(self, severity: Severity, code: str, message: str, fix: str = "", **details: Any) -> None:
+        self.findings.append(Finding(severity, code, message, details, fix))
+
+    def guarded(self, what: str, check: Callable[[], None]) -> None:
+        """Run a check; a refused command (NOPERM, a disabled CONFIG...) skips it with an info finding."""
+        try:
+            check()
+        except _redis.ResponseError as exc:
+            error = connection.as_bull_error(exc, self.client)
+            # A pipeline's error quotes the command and its arguments first; Redis' own words suffice.
+            reason = str(error) if error else str(exc).split(" of pipeline caused error: ", 1)[-1]
+            if reason.startswith("WRONGTYPE"):
+                # Node Bull turns a queue key into a job hash when a custom job id equals its suffix
+                # (jobId 'wait'), after which every add fails: protocol §1.2 "Reserved job ids".
+                self.add(Severity.ERROR, "wrong-key-type",
+                         f"a key of the queue has the wrong type, so {what} cannot be read: {reason}",
+                         fix="find the key (TYPE on each prefix:name:<state> key); a job id equal to a queue key "
+                             "name (wait, active, id...) causes this; move its data away and delete the key",
+                         check=what)
+                return
+            self.add(Severity.INFO, "check-skipped", f"could not check {what}: {reason}", check=what)
+
+    def run(self, check_orphans: bool) -> None:
+        self.guarded("the eviction policy", self.check_eviction)
+        self.guarded("persistence", self.check_persistence)
+        self.guarded("the job counts", self.read_counts)
+        if not self.counts:
+            return
+        for state in ("completed", "failed"):
+            self.guarded(f"the {state} set", functools.partial(self.check_finished, state))
+        self.guarded("job names without a handler", self.check_missing_handlers)
+        # Locks and orphans both need a second look a moment later: take the first looks, sleep once.
+        confirm: list[_SecondLook] = []
+        self.guarded("active jobs' locks", lambda: confirm.append(self.check_locks()))
+        if check_orphans:
+            self.guarded("orphan job hashes", lambda: confirm.append(self.check_orphans()))
+        if any(c.pending for c in confirm):
+            time.sleep(self.recheck_delay)
+        for second_look in confirm:
+            self.guarded("the second look", second_look)
+        self.guarded("memory per job", self.check_memory)
+
+    # --- server ---------------------------------------------------------------------------------------
+    def _info(self, section: str) -> dict[str, Any] | None:
+        try:
+            return {_s(k): v for k, v in self.client.info(section).items()}
+        except _redis.ResponseError:
+            return None
+
+    def _config(self, name: str) -> str | None:
+        try:
+            reply = self.client.config_get(name)
+        except _redis.ResponseError:
+            return None
+        values = {_s(k): _s(v) for k, v in reply.items()}
+        return values.get(name)
+
+    def check_eviction(self) -> None:
+        memory = self._info("memory")
+        policy = _s(memory["maxmemory_policy"]) if memory and "maxmemory_policy" in memory else None
+        maxmemory = int(memory.get("maxmemory", 0)) if memory else None
+        if policy is None:
+            policy = self._config("maxmemory-policy")
+            raw = self._config("maxmemory")
+            maxmemory = int(raw) if raw is not None and raw.isdigit() else None
+        if policy is None:
+            self.add(Severity.INFO, "eviction-policy", "eviction policy unknown: INFO and CONFIG GET are refused "
+                     "(ACL, or a managed Redis); Bull needs maxmemory-policy noeviction, so check it on the server",
+                     policy="unknown")
+            return
+        if policy == "noeviction":
+            return
+        if maxmemory:
+            severity = Severity.ERROR
+            when = f"maxmemory is {_size(maxmemory)}: once it is reached"
+        else:
+            severity = Severity.WARNING
+            when = "no maxmemory is set yet, but as soon as one is and it is reached"
+        self.add(severity, "eviction-policy",
+                 f"maxmemory-policy is {policy!r}: {when}, Redis evicts keys, and Bull's job hashes, locks "
+                 "and lists vanish (jobs lost, or run twice)",
+                 fix="CONFIG SET maxmemory-policy noeviction (and set it in redis.conf): Bull requires noeviction",
+                 policy=policy, maxmemory=maxmemory)
+
+    def check_persistence(self) -> None:
+        info = self._info("persistence")
+        aof: bool | None = bool(int(info["aof_enabled"])) if info and "aof_enabled" in info else None
+        if aof is None:
+            appendonly = self._config("appendonly")
+            aof = None if appendonly is None else appendonly == "yes"
+        if aof:
+            return
+        save = self._config("save")
+        if save is not None and save.strip():
+            return  # RDB snapshots: a restart loses at most the writes since the last one
+        if aof is None or save is None:
+            known = "AOF is off" if aof is False else "AOF state unknown"
+            self.add(Severity.INFO, "no-persistence",
+                     f"persistence unknown: {known} and the RDB save schedule cannot be read (CONFIG GET refused)",
+                     appendonly=aof, save=save)
+            return
+        self.add(Severity.WARNING, "no-persistence",
+                 "Redis persists nothing (appendonly no, save \"\"): a restart or crash loses every queued, "
+                 "delayed and repeatable job",
+                 fix="CONFIG SET appendonly yes (or a save schedule), and the same in redis.conf",
+                 appendonly=False, save="")
+
+    # --- queue ----------------------------------------------------------------------------------------
+    def read_counts(self) -> None:
+        k = self.keys
+        with self.client.pipeline(transaction=False) as pipe:
+            for state in ("wait", "paused", "active"):
+                pipe.llen(k(state))
+            for state in ("delayed", "completed", "failed"):
+                pipe.zcard(k(state))
+            replies = pipe.execute()
+        self.counts = dict(zip(("wait", "paused", "active", "delayed", "completed", "failed"), map(int, replies)))
+
+    def _hmget(self, ids: Sequence[str], *fields: str) -> list[list[str | None]]:
+        out: list[list[str | None]] = []
+        for chunk in _chunks(ids):
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in chunk:
+                    pipe.hmget(self.keys.job(job_id), list(fields))
+                for row in pipe.execute():
+                    out.append([None if v is None else _s(v) for v in row])
+        return out
+
+    def check_finished(self, state: str) -> None:
+        count = self.counts[state]
+        if not count:
+            return
+        oldest = self.client.zrange(self.keys(state), 0, 0, withscores=True)
+        oldest_ms = int(oldest[0][1]) if oldest else None
+        age = _now_ms() - oldest_ms if oldest_ms is not None else None
+        too_many = count > self.max_finished
+        too_old = self.max_finished_age_ms is not None and age is not None and age > self.max_finished_age_ms
+        if not (too_many or too_old):
+            return
+        option, snake = ("removeOnComplete", "remove_on_complete") if state == "completed" else (
+            "removeOnFail", "remove_on_fail")
+        newest = [_s(i) for i in self.client.zrevrange(self.keys(state), 0, 19)]
+        without = 0
+        for (opts,) in self._hmget(newest, "opts"):
+            try:
+                parsed = json.loads(opts) if opts else {}
+            except ValueError:
+                parsed = {}
+            if not isinstance(parsed, dict) or parsed.get(option) in (None, False):
+                without += 1
+        why = []
+        if too_many:
+            why.append(f"{count} {state} jobs are kept (more than {self.max_finished})")
+        else:
+            why.append(f"{count} {state} jobs are kept")
+        if age is not None:
+            why.append(f"the oldest finished {_age(age)} ago")
+        evidence = f"; {without} of the {len(newest)} newest were added without {option}" if newest else ""
+        self.add(Severity.WARNING, f"{state}-unbounded",
+                 f"{', '.join(why)}: the set only grows and takes Redis memory{evidence}",
+                 fix=(f"add jobs with {option} (Node: {{{option}: 1000}}; bullpy: add(..., {snake}=1000) or True) "
+                      f"and remove the backlog with {self.cli('clean', '--state', state, '--grace', '1d')} "
+                      f"(Queue.clean(86_400_000, {state!r}))"),
+                 count=count, threshold=self.max_finished, oldest_finished_on=oldest_ms,
+                 newest_sampled=len(newest), newest_without_option=without)
+
+    def check_missing_handlers(self) -> None:
+        k, n = self.keys, self.sample_size
+        if not n:
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(k("failed"), 0, n - 1)
+            pipe.zrange(k("delayed"), 0, n - 1)  # retries waiting out their backoff
+            pipe.lrange(k("wait"), -n, -1)  # the head (next to run) is the right end
+            pipe.lrange(k("paused"), -n, -1)
+            failed, delayed, waiting, paused = ([_s(i) for i in reply] for reply in pipe.execute())
+        sampled = [("failed", i) for i in failed] + [("retrying", i) for i in delayed + waiting + paused]
+        rows = self._hmget([i for _, i in sampled], "name", "failedReason", "finishedOn")
+        by_name: dict[str, dict[str, Any]] = {}
+        for (where, job_id), (name, reason, finished_on) in zip(sampled, rows):
+            if not reason or not reason.startswith(MISSING_HANDLER):
+                continue
+            # The reason carries the name as the worker saw it; the hash's name field is the same string.
+            job_name = name if name is not None else reason[len(MISSING_HANDLER):]
+            entry = by_name.setdefault(job_name, {"failed": 0, "retrying": 0, "job_ids": [], "last_failed_on": None})
+            entry[where] += 1
+            if len(entry["job_ids"]) < _SHOWN_IDS:
+                entry["job_ids"].append(job_id)
+            if finished_on and finished_on.isdigit():
+                entry["last_failed_on"] = max(entry["last_failed_on"] or 0, int(finished_on))
+        for job_name, entry in sorted(by_name.items()):
+            when = ""
+            if entry["last_failed_on"]:
+                when = f", last {_age(_now_ms() - entry['last_failed_on'])} ago"
+            self.add(Severity.ERROR, "missing-handler",
+                     f"jobs named {job_name!r} fail with \"{MISSING_HANDLER}{job_name}\": a worker on this queue "
+                     f"has no handler for that name ({entry['failed']} failed, {entry['retrying']} waiting to "
+                     f"retry, among the {n} newest of each state{when})",
+                     fix=(f"Bull workers take jobs of every name: give every worker on the queue a handler for "
+                          f"{job_name!r} (Node: queue.process({job_name!r}, fn) or '*'; bullpy: "
+                          f"queue.process({{{job_name!r}: fn}}) or '*'), then {self.cli('retry')}"),
+                     name=job_name, **entry)
+
+    def _active_ids(self) -> list[str]:
+        ids: list[str] = []
+        start = 0
+        while True:
+            chunk = self.client.lrange(self.keys("active"), start, start + _BATCH - 1)
+            ids.extend(_s(i) for i in chunk)
+            if len(chunk) < _BATCH:
+                return ids
+            start += _BATCH
+
+    def _unlocked(self, ids: Sequence[str]) -> list[str]:
+        out: list[str] = []
+        for chunk in _chunks(ids):
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in chunk:
+                    pipe.exists(self.keys.lock(job_id))
+                out.extend(i for i, found in zip(chunk, pipe.execute()) if not found)
+        return out
+
+    def check_locks(self) -> _SecondLook:
+        # A worker moves a job into ``active`` (BRPOPLPUSH) one round trip before moveToActive sets its lock;
+        # only a job still active and still unlocked a moment later has really lost its worker.
+        first = self._unlocked(self._active_ids()) if self.counts.get("active") else []
+
+        def second_look() -> None:
+            active = set(self._active_ids())
+            missing = self._unlocked([i for i in first if i in active])
+            if not missing:
+                return
+            workers = self._worker_count()
+            who = ("no worker is connected, so they stay active until one starts" if workers == 0 else
+                   "a running worker's stalled check moves them back to wait (or fails them after "
+                   "maxStalledCount stalls) within its stalledInterval (default 30 s)")
+            self.add(Severity.WARNING, "active-without-lock",
+                     f"{len(missing)} active job(s) have no lock: their worker died or lost the lock "
+                     f"mid-job; {who}",
+                     fix=("keep a worker running on the queue (its stalled check recovers them); if jobs stall "
+                          "while workers run, the handler blocks lock renewal: raise lockDuration or let the "
+                          "handler yield"),
+                     count=len(missing), job_ids=missing[:_SHOWN_IDS], workers=workers)
+
+        return _SecondLook(second_look, bool(first))
+
+    def _worker_count(self) -> int | None:
+        try:
+            clients = self.client.client_list()
+        except _redis.ResponseError:
+            return None  # CLIENT LIST refused (ACL) or unsupported (proxies)
+        wanted = self.keys.worker_name
+        return sum(1 for c in clients if _s(c.get("name", "")) == wanted)
+
+    # --- orphans --------------------------------------------------------------------------------------
+    def _job_hash_ids(self) -> Iterator[str]:
+        base = self.keys.base
+        pattern = glob_escape(base) + "*"
+        try:
+            keys: Iterable[Any] = self.client.scan_iter(match=pattern, count=_BATCH, _type="hash")
+            for key in keys:
+                yield from self._as_job_id(_s(key), base)
+        except _redis.ResponseError as exc:
+            if "syntax" not in str(exc).lower():
+                raise
+            # Redis < 6 has no SCAN ... TYPE: ask TYPE for each key.
+            batch: list[str] = []
+            for key in self.client.scan_iter(match=pattern, count=_BATCH):
+                batch.append(_s(key))
+                if len(batch) >= _BATCH:
+                    yield from self._hashes_of(batch, base)
+                    batch = []
+            yield from self._hashes_of(batch, base)
+
+    def _hashes_of(self, keys: list[str], base: str) -> Iterator[str]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.type(key)
+            types = pipe.execute()
+        for key, kind in zip(keys, types):
+            if _s(kind) == "hash":
+                yield from self._as_job_id(key, base)
+
+    @staticmethod
+    def _as_job_id(key: str, base: str) -> Iterator[str]:
+        job_id = key[len(base):]
+        if job_id in _STRUCTURE_HASHES or job_id in QUEUE_KEY_SUFFIXES or job_id.startswith(RESERVED_ID_PREFIXES):
+            return
+        yield job_id
+
+    def _stateless(self, ids: Sequence[str], lists: Mapping[str, set[str]]) -> list[str]:
+        """The ids that are in no state: not in the given list snapshots nor (now) in a state zset."""
+        out: list[str] = []
+        for chunk in _chunks([i for i in ids if not any(i in members for members in lists.values())]):
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in chunk:
+                    for state in ("delayed", "completed", "failed"):
+                        pipe.zscore(self.keys(state), job_id)
+                    pipe.exists(self.keys.job(job_id))
+                replies = pipe.execute()
+            for index, job_id in enumerate(chunk):
+                zscores, exists = replies[index * 4 : index * 4 + 3], replies[index * 4 + 3]
+                if exists and all(z is None for z in zscores):
+                    out.append(job_id)
+        return out
+
+    def _lists(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for state in ("wait", "paused", "active"):
+            members: set[str] = set()
+            start = 0
+            while True:
+                chunk = self.client.lrange(self.keys(state), start, start + 10 * _BATCH - 1)
+                members.update(_s(i) for i in chunk)
+                if len(chunk) < 10 * _BATCH:
+                    break
+                start += 10 * _BATCH
+            out[state] = members
+        return out
+
+    def _other_queues(self, ids: Sequence[str]) -> set[str]:
+        """Ids that are really keys of another queue, ``name:<head>``, whose name starts like this one's."""
+        candidates = [(i, i.split(":")) for i in ids if ":" in i]
+        if not candidates:
+            return set()
+        with self.client.pipeline(transaction=False) as pipe:
+            asked: list[tuple[str, int]] = []
+            for job_id, parts in candidates:
+                for cut in range(1, len(parts)):
+                    head = ":".join(parts[:cut])
+                    pipe.exists(*[self.keys.base + head + ":" + marker for marker in _QUEUE_MARKERS])
+                    asked.append((job_id, cut))
+            replies = pipe.execute()
+        return {job_id for (job_id, _), found in zip(asked, replies) if found}
+
+    def check_orphans(self) -> _SecondLook:
+        # Lists are read before the SCAN and zsets per candidate after it: a job that moves meanwhile can
+        # look stateless once, never twice, so only ids stateless on both looks are reported.
+        lists = self._lists()
+        seen = 0
+        first: list[str] = []
+        batch: list[str] = []
+        for job_id in self._job_hash_ids():
+            seen += 1
+            batch.append(job_id)
+            if len(batch) >= _BATCH:
+                first.extend(self._stateless(batch, lists))
+                batch = []
+        first.extend(self._stateless(batch, lists))
+
+        def second_look() -> None:
+            orphans = self._stateless(first, self._lists())
+            nested = self._other_queues(orphans)
+            orphans = [i for i in orphans if i not in nested]
+            if not orphans:
+                return
+            shown = orphans[:_SHOWN_IDS]
+            samples = [
+                {"id": i, "name": name, "timestamp": int(ts) if ts and ts.isdigit() else None}
+                for i, (name, ts) in zip(shown, self._hmget(shown, "name", "timestamp"))
+            ]
+            self.add(Severity.WARNING, "orphan-jobs",
+                     f"{len(orphans)} job hash(es) are in no state (wait, paused, active, delayed, completed, "
+                     "failed): no worker will run them and clean() never sees them; typical causes are a rate "
+                     "limiter with bounceBack, an interrupted Node empty(), or keys written by hand",
+                     fix=(f"look at them ({self.cli('job', shown[0])}), re-add what must still run, and delete "
+                          f"them ({self.cli('remove', *shown[:3])}, or Queue.get_job(id).remove())"),
+                     count=len(orphans), job_ids=shown, samples=samples, job_hashes_scanned=seen)
+
+        return _SecondLook(second_look, bool(first))
+
+    # --- memory ---------------------------------------------------------------------------------------
+    def check_memory(self) -> None:
+        total = sum(self.counts.values())
+        if not total or not self.memory_sample:
+            return
+        per_state = max(1, self.memory_sample // 4)
+        k = self.keys
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(k("completed"), 0, per_state - 1)
+            pipe.zrevrange(k("failed"), 0, per_state - 1)
+            pipe.lrange(k("wait"), -per_state, -1)
+            pipe.lrange(k("paused"), -per_state, -1)
+            pipe.zrange(k("delayed"), 0, per_state - 1)
+            pipe.lrange(k("active"), 0, per_state - 1)
+            ids = list(dict.fromkeys(_s(i) for reply in pipe.execute() for i in reply))[: self.memory_sample]
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.memory_usage(k.job(job_id))
+            sizes = [int(s) for s in pipe.execute() if s is not None]
+        if not sizes:
+            return
+        average, largest = sum(sizes) / len(sizes), max(sizes)
+        memory = self._info("memory")
+        used = int(memory["used_memory"]) if memory and "used_memory" in memory else None
+        estimate = average * total
+        share = f" ({estimate / used:.0%} of the {_size(used)} Redis uses)" if used else ""
+        self.add(Severity.INFO, "memory-per-job",
+                 f"a job takes {_size(average)} on average (largest sampled {_size(largest)}, {len(sizes)} "
+                 f"sampled); the queue's {total} jobs take about {_size(estimate)}{share}",
+                 average_bytes=round(average), largest_bytes=largest, sampled=len(sizes), jobs=total,
+                 estimated_bytes=round(estimate), used_memory=used)
+        if average > self.max_job_bytes:
+            self.add(Severity.WARNING, "large-jobs",
+                     f"sampled jobs take {_size(average)} each on average (more than {_size(self.max_job_bytes)}): "
+                     "big payloads, return values or stack traces fill Redis",
+                     fix="keep job data small (ids and references, not documents), trim return values, and "
+                         "remove finished jobs (removeOnComplete/removeOnFail)",
+                     average_bytes=round(average), threshold=self.max_job_bytes)
+
+
+@dataclass
+class _SecondLook:
+    """The confirming half of a check; ``pending`` when the first look found something to confirm."""
+
+    run: Callable[[], None]
+    pending: bool
+
+    def __call__(self) -> None:
+        self.run()
