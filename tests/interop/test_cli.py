@@ -296,3 +296,52 @@ def test_real_processes_password_never_appears_and_help_stays_light(filled: Fill
     code = "import sys; from bullpy.cli import main; print('pandas' in sys.modules, 'ipywidgets' in sys.modules)"
     light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert light.stdout.split() == ["False", "False"]
+
+
+def test_export_import_copy_and_move(filled: Filled, bull: Peer, redis_client: redis.Redis, tmp_path: Any,
+                                     make_queue: Any) -> None:
+    from ..conftest import delete_prefix
+
+    dump = tmp_path / "q.bullpy"
+    exported = filled.json("export", "cli q:{1}", "-o", str(dump))
+    assert exported["jobs"] == 10 and exported["repeatables"] == 1
+    other = f"{filled.queue.prefix}-copy"
+    target = bullpy.Queue("cli q:{1}", filled.redis_url, prefix=other)
+    try:
+        into = ["--redis", filled.redis_url, "--prefix", other, "--format", "json"]
+        dry = CliRunner().invoke(main, [*into, "import", str(dump), "--dry-run"])
+        assert dry.exit_code == 0, dry.output
+        assert keyspace(redis_client, other) == {}
+        done = CliRunner().invoke(main, [*into, "import", str(dump)])
+        assert done.exit_code == 0, done.output
+        source_counts = bull.call(filled.queue, "getJobCounts")
+        # The active job's lock cannot move: it arrives waiting, at the head, as stalled recovery would put it.
+        assert bull.call(target, "getJobCounts") == {**source_counts, "active": 0, "waiting": source_counts["waiting"] + 1}
+        assert bull.call(target, "getJob", "bad") == bull.call(filled.queue, "getJob", "bad")
+        before = keyspace(redis_client, other)
+        again = CliRunner().invoke(main, [*into, "import", str(dump)])
+        assert again.exit_code == 1 and "already" in again.output
+        assert keyspace(redis_client, other) == before
+        truncated = tmp_path / "cut.bullpy"
+        truncated.write_bytes(dump.read_bytes()[:-40])
+        cut = CliRunner().invoke(main, [*into, "import", str(truncated), "--queue", "fresh"])
+        assert cut.exit_code == 1 and "Traceback" not in cut.output
+        assert keyspace(redis_client, other) == before
+        # Node runs what was imported.
+        bull.process(target, concurrency=2)
+        bull.wait_for_state(target, "w1", "completed")
+        bull.close(target, do_not_wait_jobs=True)
+    finally:
+        target.close()
+        delete_prefix(redis_client, other)
+
+    # copy to another queue, then Node runs the copy; move failed jobs back to waiting within the queue.
+    copied = filled.json("copy", "cli q:{1}", "copy of q", "--state", "waiting", "--state", "delayed")
+    assert copied["jobs"] == 5
+    copy_queue = make_queue("copy of q")
+    assert sorted(j["id"] for j in bull.call(copy_queue, "getWaiting")) == ["p1", "w1", "w2"]
+    refused = filled.run("move", "cli q:{1}", "cli q:{1}", "--state", "failed", "--to-state", "wait")
+    assert refused.exit_code == 1 and "refusing to move 1 jobs" in refused.output
+    assert bull.job(filled.queue, "bad", "getState") == "failed"
+    moved = filled.json("move", "cli q:{1}", "cli q:{1}", "--state", "failed", "--to-state", "wait", "--yes")
+    assert moved["jobs"] == 1 and bull.job(filled.queue, "bad", "getState") == "waiting"
