@@ -345,3 +345,26 @@ def test_export_import_copy_and_move(filled: Filled, bull: Peer, redis_client: r
     assert bull.job(filled.queue, "bad", "getState") == "failed"
     moved = filled.json("move", "cli q:{1}", "cli q:{1}", "--state", "failed", "--to-state", "wait", "--yes")
     assert moved["jobs"] == 1 and bull.job(filled.queue, "bad", "getState") == "waiting"
+
+
+def test_load_into_a_node_filled_queue_and_replace_needs_yes(filled: Filled, bull: Peer, tmp_path: Any,
+                                                             redis_client: redis.Redis) -> None:
+    rows = tmp_path / "more.jsonl"
+    rows.write_text('{"customer_id": 1, "number": "5511", "message": "a"}\n'
+                    '{"customer_id": 2, "number": "5512", "message": "b"}\n')
+    loaded = filled.json("load", "cli q:{1}", str(rows), "--job-id", "more-{customer_id}", "--data",
+                         "number,message", "--priority", "3")
+    assert loaded == {"queue": "cli q:{1}", "rows": 2, "added": 2, "dry_run": False}
+    node_job = bull.call(filled.queue, "getJob", "more-2")
+    assert node_job["data"] == {"number": "5512", "message": "b"} and node_job["opts"]["priority"] == 3
+    assert bull.call(filled.queue, "getJobCounts")["waiting"] == 5
+
+    dump = tmp_path / "q.bullpy"
+    filled.json("export", "cli q:{1}", "-o", str(dump), "--state", "failed")
+    filled.json("retry", "cli q:{1}", "--id", "bad")  # the job now differs from the exported one
+    before = _stable(redis_client, filled.queue.prefix)
+    refused = filled.run("import", str(dump), "--on-conflict", "replace")
+    assert refused.exit_code == 1 and "refusing to overwrite 1 existing jobs" in refused.output
+    assert _stable(redis_client, filled.queue.prefix) == before
+    replaced = filled.json("import", str(dump), "--on-conflict", "replace", "--yes")
+    assert replaced["replaced"] == 1 and bull.job(filled.queue, "bad", "getState") == "failed"
