@@ -7,6 +7,7 @@ so the suite can run beside real data and in parallel.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,8 +16,8 @@ import pytest
 import redis
 
 import bullpy
-import bullpy.connection
 import bullpy._core.scripts
+import bullpy.connection
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
@@ -35,6 +36,28 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
         pytest.exit(f"the test Redis at {bullpy.connection.safe_url(redis_url)} is not reachable: {exc}", returncode=3)
     yield client
     client.close()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
+               interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def make_redis_server(tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """Private redis-servers on free loopback ports for this test (tests/servers.py), stopped afterwards."""
+    from .servers import redis_servers
+
+    with redis_servers(tmp_path) as make:
+        yield make
 
 
 def delete_prefix(client: redis.Redis, prefix: str) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,26 +20,8 @@ import bullpy
 from bullpy.doctor import MISSING_HANDLER, DoctorReport, Severity, diagnose
 from bullpy.worker import Worker
 
-from .conftest import keyspace
-from .servers import RedisServer, redis_servers
-
-
-@pytest.fixture
-def make_redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Private redis-servers for this test (tests/servers.py), stopped afterwards."""
-    with redis_servers(tmp_path) as make:
-        yield make
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
+from .conftest import keyspace, wait_until
+from .servers import RedisServer
 
 # Findings about the server itself: the shared Redis runs without persistence and its policy may be anything.
 SERVER_CODES = {"eviction-policy", "no-persistence"}

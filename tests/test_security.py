@@ -32,13 +32,12 @@ from bullpy.errors import (
 )
 from bullpy.worker import Worker
 
-from .conftest import keyspace
+from .conftest import keyspace, wait_until
 from .servers import (
     RedisServer,
     RedisServerError,
     TlsFiles,
     make_tls_files,
-    redis_servers,
     start_redis_server,
 )
 
@@ -55,28 +54,9 @@ SECRETS = (ADMIN_PASSWORD, READER_PASSWORD, STRICT_PASSWORD, WRONG_PASSWORD, KEY
 READER_RULES = ("-@all", "+@read", "+multi", "+exec", "+evalsha", "+script|load", "+script|exists")
 
 
-@pytest.fixture
-def make_redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Private redis-servers for this test (tests/servers.py), stopped afterwards."""
-    with redis_servers(tmp_path) as make:
-        yield make
-
-
 def fast(url: str) -> redis.Redis:
     """A client that fails at once instead of retrying (redis-py 8 retries connection errors with backoff)."""
     return redis.Redis.from_url(url, decode_responses=True, retry=None)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def chain_texts(exc: BaseException) -> str:

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from bullpy import transfer
 from bullpy.transfer import ExportFormatError, ImportConflict
 from bullpy.worker import Worker
 
-from .conftest import delete_prefix, keyspace
+from .conftest import delete_prefix, keyspace, wait_until
 
 
 @pytest.fixture
@@ -63,16 +62,6 @@ def transferable(space: dict[str, Any]) -> dict[str, Any]:
 def renamed(space: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     """A keyspace() result with the queue name in the keys replaced (hash fields never hold it)."""
     return {new + key[len(old):] if key.startswith(old + ":") else key: value for key, value in space.items()}
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def fill(queue: bullpy.Queue) -> str:

@@ -24,7 +24,7 @@ import redis
 
 import bullpy
 
-from .conftest import delete_prefix, keyspace
+from .conftest import delete_prefix, keyspace, wait_until
 
 pytest.importorskip("ipywidgets")
 from bullpy import widgets
@@ -37,17 +37,6 @@ CELL = re.compile(r"data-bullpy-state='([a-z]+)'>([\d,]+)<")
 def shown_counts(html: str) -> dict[str, int]:
     """The numbers a counts table shows, per state, read back from its HTML."""
     return {state: int(n.replace(",", "")) for state, n in CELL.findall(html)}
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 class PrivateRedis:

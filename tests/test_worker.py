@@ -20,15 +20,7 @@ import redis
 import bullpy
 from bullpy.worker import Worker
 
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
+from .conftest import wait_until
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,25 +21,9 @@ import bullpy.connection
 from bullpy.doctor import DoctorReport, diagnose
 from bullpy.worker import Worker
 
-from ..servers import RedisServer, redis_servers
+from ..conftest import wait_until
+from ..servers import RedisServer
 from .peer import Peer, PeerError, PeerQueue, node_available
-
-
-@pytest.fixture
-def make_redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Private redis-servers for this test (tests/servers.py), stopped afterwards."""
-    with redis_servers(tmp_path) as make:
-        yield make
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def only(report: DoctorReport, code: str) -> Any:

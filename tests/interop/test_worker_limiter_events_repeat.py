@@ -21,6 +21,7 @@ import redis
 import bullpy
 from bullpy.worker import Worker
 
+from ..conftest import wait_until
 from .peer import Peer, PeerQueue
 from .pyworker import make_handler
 
@@ -29,17 +30,6 @@ MakeQueue = Callable[..., bullpy.Queue]
 
 def ms() -> int:
     return int(time.time() * 1000)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def md5(text: str) -> str:
