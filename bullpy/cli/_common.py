@@ -6,6 +6,7 @@ Kept free of pandas and ipywidgets so that ``bullpy --help`` and the inspection 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import sys
@@ -108,11 +109,12 @@ def emit(ctx: click.Context, rows: Sequence[dict[str, Any]], columns: Sequence[s
     if fmt == "json":
         click.echo(json.dumps(list(rows), ensure_ascii=False, default=str))
     elif fmt == "csv":
-        out = click.get_text_stream("stdout")
+        out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
             writer.writerow([_cell(row.get(c)) for c in columns])
+        click.echo(out.getvalue(), nl=False)
     else:
         from rich.console import Console
         from rich.table import Table
