@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -60,8 +61,9 @@ def _summary_record(summary: Any) -> dict[str, Any]:
               help="The file to write (created with mode 0600: job data is often personal).")
 @click.option("--state", "states", multiple=True, type=_STATES, help="Only these states (repeatable) [default: all, "
               "with repeatable definitions].")
+@yes_option
 @click.pass_context
-def export(ctx: click.Context, queue_name: str, path: str, states: tuple[str, ...]) -> None:
+def export(ctx: click.Context, queue_name: str, path: str, states: tuple[str, ...], yes: bool) -> None:
     """Write a queue to a versioned, streamed msgpack file: ids, states, order, hashes, logs, repeatables.
 
     For an exact copy, pause the queue and let active jobs finish first.
@@ -69,6 +71,8 @@ def export(ctx: click.Context, queue_name: str, path: str, states: tuple[str, ..
     from .. import transfer
 
     queue = open_queue(ctx, queue_name)
+    if os.path.exists(path):
+        confirm(ctx, f"overwrite {path}", yes=yes)
     total = sum(queue.get_job_counts().values())
     with _progress(total, f"exporting {queue.name}", cumulative=True) as progress:
         summary = transfer.export_queue(queue, path, states=states or None, progress=progress)

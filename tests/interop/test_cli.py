@@ -305,6 +305,9 @@ def test_export_import_copy_and_move(filled: Filled, bull: Peer, redis_client: r
     dump = tmp_path / "q.bullpy"
     exported = filled.json("export", "cli q:{1}", "-o", str(dump))
     assert exported["jobs"] == 10 and exported["repeatables"] == 1
+    kept = dump.read_bytes()
+    refused = filled.run("export", "cli q:{1}", "-o", str(dump))
+    assert refused.exit_code == 1 and "refusing to overwrite" in refused.output and dump.read_bytes() == kept
     other = f"{filled.queue.prefix}-copy"
     target = bullpy.Queue("cli q:{1}", filled.redis_url, prefix=other)
     try:
