@@ -21,7 +21,8 @@
  * sharing the same Redis keys.
  *
  * Commands (see README.md for the full field list):
- *   call, job, process, processed, waitFor, listen, events, close, exit, now, cronNext, ping
+ *   call, job, process, processed, waitFor, listen, events, close, exit, now, cronNext, ping,
+ *   workersOnEveryNode
  */
 
 const readline = require('readline');
@@ -29,7 +30,7 @@ const Queue = require('bull');
 const parser = require('cron-parser');
 const _ = require('lodash');
 
-const { redisOptionsFromEnv, describeRedis } = require('./lib/redis-config');
+const { bullConnection } = require('./lib/redis-config');
 const { toJsonSafe, errorToJson } = require('./lib/serialize');
 
 // Bull and its dependencies occasionally use console.*: keep stdout for responses only.
@@ -37,7 +38,8 @@ for (const level of ['log', 'info', 'warn', 'debug']) {
   console[level] = (...args) => console.error(...args);
 }
 
-const REDIS = redisOptionsFromEnv(process.env);
+// Fails at start-up on a bad REDIS_URL / REDIS_CLUSTER; each queue then gets its own connection (clients).
+const REDIS_DESCRIPTION = bullConnection(process.env).describe;
 const QUEUE_SPEC_KEYS = new Set(['name', 'prefix', 'settings', 'limiter', 'defaultJobOptions', 'metrics']);
 
 /** Queue methods that would hand the peer's own machinery to the caller. */
@@ -100,12 +102,14 @@ class QueueEntry {
   constructor(key, spec) {
     this.key = key;
     this.spec = spec;
-    const opts = { redis: { ...REDIS }, prefix: spec.prefix || 'bull' };
+    const connection = bullConnection(process.env);
+    const opts = { ...connection.options, prefix: spec.prefix || 'bull' };
     if (spec.settings) opts.settings = _.cloneDeep(spec.settings);
     if (spec.limiter) opts.limiter = _.cloneDeep(spec.limiter);
     if (spec.defaultJobOptions) opts.defaultJobOptions = _.cloneDeep(spec.defaultJobOptions);
     if (spec.metrics) opts.metrics = _.cloneDeep(spec.metrics);
     this.queue = new Queue(spec.name, opts);
+    connection.adopt(this.queue);
     this.queue.on('error', err => log(`queue ${spec.name} error:`, err && err.message ? err.message : err));
     this.records = [];
     this.recordByJob = new WeakMap();
@@ -298,7 +302,7 @@ const COMMANDS = {
     pid: process.pid,
     node: process.version,
     bull: require('bull/package.json').version,
-    redis: describeRedis(REDIS),
+    redis: REDIS_DESCRIPTION,
     queues: [...queues.values()].map(entry => entry.spec),
   }),
 
@@ -338,6 +342,20 @@ const COMMANDS = {
     await entry.queue.isReady();
     await entry.queue._initializingProcess;
     return { name, concurrency };
+  },
+
+  /**
+   * {queue} -> Bull's getWorkers asked of every master: Bull's own parseClientList over each node's CLIENT
+   * LIST. On ioredis Cluster, getWorkers asks one random master, while a worker names its connection to
+   * another random master; on a single server this is getWorkers.
+   */
+  workersOnEveryNode: async req => {
+    const { queue } = requireQueue(req);
+    await queue.isReady();
+    const client = queue.client;
+    if (typeof client.nodes !== 'function') return queue.getWorkers();
+    const lists = await Promise.all(client.nodes('master').map(node => node.client('list')));
+    return lists.flatMap(list => queue.parseClientList(list));
   },
 
   /** {queue, clear?} -> the handler-run records. */
@@ -541,7 +559,7 @@ async function handleLine(line, self) {
 }
 
 function main() {
-  log(`ready: node ${process.version}, redis ${describeRedis(REDIS)}`);
+  log(`ready: node ${process.version}, redis ${REDIS_DESCRIPTION}`);
   const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
   lines.on('line', line => {
     let self = null;

@@ -21,7 +21,7 @@
 const fs = require('fs');
 const Queue = require('bull');
 
-const { redisOptionsFromEnv, describeRedis, parseIntStrict } = require('./lib/redis-config');
+const { bullConnection, parseIntStrict } = require('./lib/redis-config');
 
 const DRAINED_IDLE_MS = 1000;
 const DRAINED_POLL_MS = 200;
@@ -59,7 +59,7 @@ function optionalInt(env, name, min = 0) {
 function loadConfig(env = process.env) {
   let redis;
   try {
-    redis = redisOptionsFromEnv(env);
+    redis = bullConnection(env); // {options, adopt, describe}: a server, Sentinel or (REDIS_CLUSTER) a cluster
   } catch (err) {
     throw new ConfigError(err.message);
   }
@@ -247,9 +247,10 @@ async function main() {
       ? await createWhatsAppSender(process.env)
       : createDryRunSender({ queueName: config.queueName, logFile: config.dryRunLog });
 
-  const queueOpts = { redis: config.redis, prefix: config.prefix, settings: { ...config.settings } };
+  const queueOpts = { ...config.redis.options, prefix: config.prefix, settings: { ...config.settings } };
   if (config.limiter) queueOpts.limiter = config.limiter;
   const queue = new Queue(config.queueName, queueOpts);
+  config.redis.adopt(queue);
 
   let shuttingDown = null;
   let drainTimer = null;
@@ -317,7 +318,7 @@ async function main() {
   emit('ready', {
     queue: config.queueName,
     prefix: config.prefix,
-    redis: describeRedis(config.redis),
+    redis: config.redis.describe,
     concurrency: config.concurrency,
     limiter: config.limiter || null,
     settings: config.settings,

@@ -13,6 +13,7 @@ from ._core.options import JobOptions
 from ._core.repeat import RepeatableJob
 from .errors import (
     BullError,
+    FrameLoadInterrupted,
     JobLocked,
     JobNotFound,
     JobNotInState,
@@ -31,11 +32,13 @@ from .errors import (
 )
 from .job import Job
 from .queue import JobLogs, Queue
+from .retry import RetryPolicy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BullError",
+    "FrameLoadInterrupted",
     "Job",
     "JobLocked",
     "JobLogs",
@@ -56,5 +59,6 @@ __all__ = [
     "RedisRefused",
     "RedisUnavailable",
     "RepeatableJob",
+    "RetryPolicy",
     "ScriptError",
 ]

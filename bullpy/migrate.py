@@ -264,6 +264,10 @@ def _target_url(queue: Queue, target: str | _redis.Redis | None) -> str:
     # The Python bullmq package is asyncio-only, so the target always gets its own redis.asyncio client;
     # a URL (with the password, never printed) is how bullpy hands a connection on.
     if target is None:
+        if queue.cluster is not None:
+            # The URL would name one master, where the BullMQ keys of another slot are refused (MOVED).
+            raise ValueError("migrate_to_bullmq cannot write to a Redis Cluster: the Python bullmq package talks "
+                             "to one Redis server; pass target_redis, the URL of a single server")
         return connection.url_for(queue.client)
     if isinstance(target, _redis.Redis):
         return connection.url_for(target)

@@ -9,16 +9,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis as _redis
+from redis.cluster import RedisCluster
 
 if sys.version_info >= (3, 12):
     from typing import Unpack
 else:  # pragma: no cover
     from typing_extensions import Unpack
 
-from . import connection, events
+from . import _cluster, connection, events
 from ._core import options as _options
 from ._core import repeat as _repeat
 from ._core import scripts
+from ._core.cluster import check_one_slot
 from ._core.codec import JobRecord, js_number_str, parse_job_hash
 from ._core.keys import STATE_KEYS, QueueKeys, check_queue_name
 from ._core.scripts import text as _text
@@ -46,9 +48,12 @@ class Queue:
 
     Args:
         name: the queue name (``message-queue`` for the WhatsApp workers); used verbatim in keys.
-        redis: a ``redis://``/``rediss://``/``unix://`` URL, a ``redis.Redis``, or None for the
-            environment (``REDIS_URL``, ``REDIS_HOST``...) or else the embedded server.
+        redis: a ``redis://``/``rediss://``/``unix://`` URL, a ``redis.Redis``, a ``redis.cluster.RedisCluster``,
+            or None for the environment (``REDIS_URL``, ``REDIS_HOST``...) or else the embedded server.
         prefix: Bull's key prefix (``{bull}`` keeps a queue in one Redis Cluster slot).
+        cluster: True when the URL names a node of a Redis Cluster (default: a RedisCluster given, or
+            ``REDIS_CLUSTER=1`` when ``redis`` is None). The prefix or the name must then carry a hash tag
+            (``{bull}``, ``{message-queue}``), else ValueError; the queue talks to the master of its slot.
         default_job_options: keyword options applied to every ``add`` (like Node's ``defaultJobOptions``).
         backoff_strategies: names of custom backoff strategies the workers know, so jobs may use them.
         local_timezone: the time zone the Node workers run in; cron repeats without ``tz`` follow it
@@ -58,9 +63,10 @@ class Queue:
     def __init__(
         self,
         name: str,
-        redis: str | _redis.Redis | None = None,
+        redis: str | _redis.Redis | RedisCluster | None = None,
         *,
         prefix: str = "bull",
+        cluster: bool | None = None,
         default_job_options: JobOptions | None = None,
         backoff_strategies: Collection[str] = (),
         local_timezone: str = "UTC",
@@ -77,7 +83,16 @@ class Queue:
         # Validate once now so a bad default fails at construction, not at the first add.
         _options.validate_options(defaults, self.backoff_strategies)
         self.default_job_options: dict[str, Any] = defaults
-        self.client = connection.resolve(redis)
+        #: The Redis Cluster the queue lives on (None on a single server); ``client`` is then its slot's master.
+        self.cluster: RedisCluster | None = None
+        self._owns_cluster = False
+        if connection.wants_cluster(redis, cluster):
+            check_one_slot(prefix, self.name)  # a queue that would spread over slots: before connecting
+            self.cluster = connection.resolve_cluster(redis)
+            self._owns_cluster = redis is None or isinstance(redis, str)
+            self.client = _cluster.pin(self.cluster, prefix, self.name)
+        else:
+            self.client = connection.resolve(redis)  # type: ignore[arg-type]
         #: This client's token in Bull's ``waiting@<token>``/``duplicated@<token>`` channels.
         self.token = str(uuid.uuid4())
         self._runner = ScriptRunner(self.client)
@@ -108,6 +123,8 @@ class Queue:
             self._global.close()
             self._global = None
         self.client.close()
+        if self.cluster is not None and self._owns_cluster:
+            self.cluster.close()
 
     # --- events -----------------------------------------------------------------------------------------
     def on(self, event: str, callback: Callable[..., Any]) -> None:
@@ -410,11 +427,18 @@ class Queue:
         return dict(zip(unique, counts))
 
     def get_workers(self) -> list[dict[str, str]]:
-        """Connected workers (Node's ``getWorkers``): clients named ``prefix:base64(queue name)``."""
+        """Connected workers (Node's ``getWorkers``): clients named ``prefix:base64(queue name)``.
+
+        On a Redis Cluster every master is asked: a Node worker names its connection to a random master
+        (ioredis sends CLIENT SETNAME to any node), where Node's own getWorkers, asking one random master,
+        finds it only by luck.
+        """
         wanted = self.keys.worker_name
+        clients: list[dict[str, Any]] = []
         with connection.unavailable_as_error(self.client):
             try:
-                clients = self.client.client_list()
+                for node in _cluster.masters(self.client):
+                    clients.extend(node.client_list())
             except _redis.ResponseError:
                 return []  # servers or proxies without CLIENT LIST
         workers = []

@@ -59,6 +59,8 @@ from ._core.scripts import Call
 from ._facade import ScriptRunner
 from .errors import BullError
 from .queue import Queue
+from .retry import RetryingRunner, RetryPolicy
+from .retry import call as call_with_retry
 
 __all__ = [
     "ALL_STATES",
@@ -507,13 +509,17 @@ class _Scan:
             yield self._run(["ids", *ids[i : i + self.batch_size]])[1]
 
 
-def _read_repeatables(client: _redis.Redis, keys: QueueKeys, batch_size: int) -> Iterator[list[RepeatEntry]]:
+def _read_repeatables(client: _redis.Redis, keys: QueueKeys, batch_size: int,
+                      retry: RetryPolicy | None = None) -> Iterator[list[RepeatEntry]]:
     seen: set[str] = set()
     start = 0
-    while True:
+
+    def page() -> list[tuple[bytes, float]]:
         with connection.unavailable_as_error(client):
-            rows: list[tuple[bytes, float]] = client.zrange(  # type: ignore[assignment]
-                keys("repeat"), start, start + batch_size - 1, withscores=True)
+            return client.zrange(keys("repeat"), start, start + batch_size - 1, withscores=True)  # type: ignore[return-value]
+
+    while True:
+        rows = call_with_retry(page, client=client, what="read repeatables", policy=retry)
         batch = []
         for member, score in rows:
             key = _text(member)
@@ -606,6 +612,7 @@ def export_queue(
     states: Iterable[str] | str | None = None,
     batch_size: int = 1000,
     progress: Progress | None = None,
+    retry: RetryPolicy | None = None,
 ) -> ExportSummary:
     """Write a queue's jobs, repeatable definitions and queue state to an export file, streamed.
 
@@ -615,6 +622,9 @@ def export_queue(
             ``completed``, ``failed``, ``repeat``. The metrics keys are exported with the whole queue only.
         batch_size: jobs read per atomic script call.
         progress: called after each batch with the number of jobs exported so far.
+        retry: how long a batch cut by a Redis restart or failover is retried (``bullpy.retry.RetryPolicy``,
+            default about a minute); the export resumes at the same cursor, so no job is written twice or
+            skipped. When it runs out the export fails with one message and, for a path, leaves no file.
 
     For an exact copy of a live queue, pause it and let active jobs finish first: jobs that change
     state while the export runs are exported once, in one of their states, or (rarely) not at all.
@@ -633,7 +643,7 @@ def export_queue(
             "exported_at": exported_at, "bullpy": __version__, "states": list(wanted),
             "source": connection.describe(queue.client),
         })
-        scan = _Scan(ScriptRunner(raw), queue.keys, what="all", batch_size=batch_size)
+        scan = _Scan(RetryingRunner(raw, what="export", policy=retry), queue.keys, what="all", batch_size=batch_size)
         done = 0
         for state in counts:
             for rows in scan.state(state):
@@ -644,11 +654,12 @@ def export_queue(
                 if progress is not None and rows:
                     progress(done)
         if "repeat" in wanted:
-            for batch in _read_repeatables(raw, queue.keys, batch_size):
+            for batch in _read_repeatables(raw, queue.keys, batch_size, retry):
                 for rep in batch:
                     writer.write({"t": "repeat", "key": rep.key, "score": rep.score})
                 repeatables += len(batch)
-        info = _read_queue_info(raw, queue.keys, with_metrics=wanted == ALL_STATES)
+        info = call_with_retry(lambda: _read_queue_info(raw, queue.keys, with_metrics=wanted == ALL_STATES),
+                               client=raw, what="export", policy=retry)
         writer.write({"t": "queue", "paused": info.paused, "id": info.id_counter, "metrics": dict(info.metrics)})
         writer.write({"t": "end", "records": writer.records - 1, "counts": counts, "repeat": repeatables,
                       "dangling": scan.dangling, "sha256": writer.hasher.hexdigest()}, hashed=False)

@@ -35,6 +35,7 @@ from ._core import options as _options
 from ._core import scripts
 from ._core.codec import parse_job_hash, to_json
 from ._core.work import BackoffStrategy, completed_payload, failed_attempt, keep_jobs
+from .errors import RedisReadOnly, RedisUnavailable
 from .job import Job, now_ms
 from .queue import Queue
 
@@ -325,12 +326,14 @@ class Worker:
                     assert self._pool is not None
                     self._pool.submit(self._run_one, taken)
                     handed_over = True
-            except (_redis.ConnectionError, _redis.TimeoutError) as exc:
+            except (_redis.ConnectionError, _redis.TimeoutError, RedisUnavailable, RedisReadOnly) as exc:
                 if self._closing.is_set() or self._paused.is_set():
                     continue
                 failures += 1
                 self.queue._emit("error", exc)
-                # Back off while Redis is away: 0.1 s doubling up to retry_process_delay.
+                # Back off while Redis is away, restarts (LOADING) or fails over (READONLY from a demoted
+                # master; bullpy's scripts raise these as RedisUnavailable/RedisReadOnly):
+                # 0.1 s doubling up to retry_process_delay.
                 time.sleep(min(0.1 * 2 ** min(failures, 10), max(self.retry_process_delay / 1000, 0.1)))
             except Exception as exc:
                 if self._closing.is_set() or self._paused.is_set():

@@ -56,27 +56,32 @@ def test_rerun_with_job_ids_adds_nothing(queue: bullpy.Queue, redis_client: redi
     assert list(third["status"]) == ["added"] * 7  # plain ids "100".. differ from "spring-100"..
 
 
-def test_interrupted_load_rerun_queues_each_row_once(queue: bullpy.Queue) -> None:
+def test_interrupted_load_rerun_queues_each_row_once(queue: bullpy.Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load cut mid-way (retries off, so the drop surfaces) says how far it got; re-run, each row lands once."""
+    from bullpy.errors import RedisUnavailable
+    from bullpy.frames import FrameLoadInterrupted
+    from bullpy.retry import NO_RETRY
+
     df = campaign(25)
     calls = {"n": 0}
-    real = queue._runner.run_many
+    real = bullpy.Queue.add_bulk
 
-    def flaky(batch: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise redis.ConnectionError("connection dropped mid-load")
-        return real(batch, **kw)
+    def flaky(self: bullpy.Queue, jobs: Any, **kw: Any) -> Any:
+        if not kw.get("dry_run"):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RedisUnavailable("connection dropped mid-load")
+        return real(self, jobs, **kw)
 
-    queue._runner.run_many = flaky  # type: ignore[method-assign]
-    with pytest.raises(redis.ConnectionError):
-        queue.add_frame(df, job_id="c-{customer_id}", chunk_size=5, progress=False)
-    queue._runner.run_many = real  # type: ignore[method-assign]
+    monkeypatch.setattr(bullpy.Queue, "add_bulk", flaky)
+    with pytest.raises(FrameLoadInterrupted, match="stopped after 10 of 25 rows"):
+        queue.add_frame(df, job_id="c-{customer_id}", chunk_size=5, progress=False, retry=NO_RETRY)
+    monkeypatch.undo()
     assert queue.count() == 10
     rerun = queue.add_frame(df, job_id="c-{customer_id}", chunk_size=5, progress=False)
     assert list(rerun["status"]) == ["duplicate"] * 10 + ["added"] * 15
     assert queue.count() == 25
     assert sorted(j.id for j in queue.get_waiting()) == sorted(f"c-{i}" for i in range(100, 125))
-
 
 BAD_FRAMES: list[tuple[str, Any, dict[str, Any], str, list[Any]]] = [
     ("missing column", lambda df: df, {"data": ["number", "phone"]}, "no column 'phone'", []),

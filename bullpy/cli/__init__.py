@@ -37,15 +37,19 @@ class _Group(click.Group):
 @click.version_option(package_name="bullpy")
 @click.option("--redis", "redis_url", envvar="REDIS_URL", default=None, metavar="URL",
               help="Redis URL [env REDIS_URL; else REDIS_HOST/REDIS_PORT/REDIS_PASSWORD...; else the embedded server].")
+@click.option("--cluster/--no-cluster", default=None, envvar="REDIS_CLUSTER",
+              help="The URL names a Redis Cluster node [env REDIS_CLUSTER; default: ask the server (INFO cluster)]. "
+                   "Queues then need a hash-tagged prefix or name, e.g. --prefix '{bull}'.")
 @click.option("--prefix", default="bull", show_default=True, help="Bull key prefix.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format [default: table on a terminal, json when piped].")
 @click.option("--yes", "-y", is_flag=True, help="Answer yes to every confirmation (needed without a terminal).")
 @click.option("-v", "--verbose", count=True, help="Show tracebacks on errors.")
 @click.pass_context
-def main(ctx: click.Context, redis_url: str | None, prefix: str, fmt: str | None, yes: bool, verbose: int) -> None:
+def main(ctx: click.Context, redis_url: str | None, cluster: bool | None, prefix: str, fmt: str | None, yes: bool,
+         verbose: int) -> None:
     """Inspect, feed, clean up and migrate Bull queues, with Bull's exact Redis layout."""
-    ctx.obj = Settings(redis=redis_url, prefix=prefix, format=fmt, yes=yes, verbose=verbose)
+    ctx.obj = Settings(redis=redis_url, prefix=prefix, format=fmt, yes=yes, verbose=verbose, cluster=cluster)
 
 
 # Registering the commands; these modules import only click, redis and bullpy's core.

@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -37,6 +37,19 @@ class Settings:
     format: str | None
     yes: bool
     verbose: int
+    cluster: bool | None = None  # --cluster/--no-cluster; None: ask each server once
+    detected: dict[str, bool] = field(default_factory=dict)
+
+    def is_cluster(self, redis: str | None) -> bool:
+        """Whether ``redis`` (a URL, or None for the environment's) names a Redis Cluster node."""
+        if self.cluster is not None:
+            return self.cluster
+        url = redis if redis is not None else connection.env_url()
+        if url is None:  # the embedded server is never a cluster
+            return False
+        if url not in self.detected:
+            self.detected[url] = connection.is_cluster_url(url)
+        return self.detected[url]
 
     @property
     def output(self) -> str:
@@ -54,8 +67,9 @@ def open_queue(ctx: click.Context, name: str, *, must_exist: bool = True, prefix
                redis: str | None = None) -> Queue:
     """A Queue from the global options; an unknown queue is an error unless ``must_exist`` is False."""
     opts = settings(ctx)
+    url = redis if redis is not None else opts.redis
     try:
-        queue = Queue(name, redis if redis is not None else opts.redis, prefix=prefix or opts.prefix)
+        queue = Queue(name, url, prefix=prefix or opts.prefix, cluster=opts.is_cluster(url))
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc), param_hint="QUEUE") from None
     if must_exist:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .. import retry as _retry
 from .._core.options import CAMEL
 from ..errors import BullError
 from ..queue import CLEAN_STATES
@@ -315,12 +316,16 @@ def clean(ctx: click.Context, queue_name: str, state: str, grace: str, limit: in
     """Remove old jobs of one state (Bull's queue.clean); locked jobs are never removed."""
     grace_ms = _ms_option(grace, "--grace") or 0
     queue = open_queue(ctx, queue_name)
-    matching = queue.clean(grace_ms, state, limit, dry_run=True)
+    # Bull's clean removes what still matches when run again, so a run cut by a Redis restart or failover is
+    # retried (bullpy.retry); the count then covers the final run only.
+    matching = _retry.call(lambda: queue.clean(grace_ms, state, limit, dry_run=True), client=queue.client,
+                          what="clean")
     if dry_run or not matching:
         emit_record(ctx, {"queue": queue.name, "state": state, "would_remove": len(matching), "dry_run": dry_run})
         return
     confirm(ctx, f"remove {len(matching)} {state} jobs older than {grace} from queue {queue.name!r}", yes=yes)
-    emit_record(ctx, {"queue": queue.name, "state": state, "removed": len(queue.clean(grace_ms, state, limit))})
+    removed = _retry.call(lambda: queue.clean(grace_ms, state, limit), client=queue.client, what="clean")
+    emit_record(ctx, {"queue": queue.name, "state": state, "removed": len(removed)})
 
 
 @main.command()

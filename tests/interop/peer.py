@@ -384,6 +384,11 @@ class Peer:
         result: list[dict[str, Any]] = self.request("events", queue=_queue_json(queue), clear=clear)
         return result
 
+    def workers_on_every_node(self, queue: QueueLike) -> list[dict[str, Any]]:
+        """Bull's ``getWorkers`` asked of every master of a Redis Cluster (``getWorkers`` on one server)."""
+        result: list[dict[str, Any]] = self.request("workersOnEveryNode", queue=_queue_json(queue))
+        return result
+
     def now(self) -> int:
         """Node's ``Date.now()``."""
         result: int = self.request("now")
