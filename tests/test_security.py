@@ -237,6 +237,34 @@ def test_a_read_only_user_reads_everything(acl_server: RedisServer) -> None:
     reader.close()
 
 
+def test_a_read_only_user_gets_the_dashboard_and_the_cli(acl_server: RedisServer) -> None:
+    from click.testing import CliRunner
+
+    from bullpy.cli import main
+    from bullpy.widgets import QueueDashboard
+
+    reader = as_user(acl_server, "reader", READER_PASSWORD)
+    dash = QueueDashboard(reader, refresh=None)
+    try:
+        assert dash.counts == {"message-queue": reader.get_job_counts()}
+        assert dash.counts["message-queue"]["completed"] == 3
+        # Pausing is a write: the button reports the refusal on the widget and changes nothing.
+        dash.panels[0].pause_button.click()
+        assert "NOPERM" in dash.status.value
+        assert not acl_server.client().exists(f"{ACL_PREFIX}:message-queue:meta-paused")
+    finally:
+        dash.close()
+    url = acl_server.url(user="reader", password=READER_PASSWORD)
+    for args in (["stats", "message-queue"], ["jobs", "message-queue", "--state", "failed"],
+                 ["job", "message-queue", "4"]):
+        result = CliRunner().invoke(main, ["--redis", url, "--prefix", ACL_PREFIX, "--format", "json", *args])
+        assert result.exit_code == 0, result.output
+    refused = CliRunner().invoke(main, ["--redis", url, "--prefix", ACL_PREFIX, "pause", "message-queue"])
+    assert refused.exit_code == 1 and "permission denied (NOPERM)" in refused.output
+    assert_no_secret(refused.output)
+    reader.close()
+
+
 WRITES: list[tuple[str, Callable[[bullpy.Queue], Any], str]] = [
     ("add", lambda q: q.add({"n": 9}, name="send"), "add_jobs"),
     ("add_bulk", lambda q: q.add_bulk([{"data": {"n": 10}}, {"data": {"n": 11}}]), "add_jobs"),
