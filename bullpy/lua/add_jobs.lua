@@ -27,19 +27,11 @@ local FIELDS = 14
 -- @include "target_list"
 -- @include "priority_insert"
 
-local function expect_type(key, wanted)
-  local t = rcall("TYPE", key)
-  t = t["ok"] or t
-  if t ~= "none" and t ~= wanted then
-    return redis.error_reply("WRONGTYPE " .. key .. " is a " .. t .. ", expected a " .. wanted)
-  end
-end
+-- @include "expect_types"
 
-for _, check in ipairs({{KEYS[1], "list"}, {KEYS[2], "list"}, {KEYS[4], "string"}, {KEYS[5], "zset"},
-                         {KEYS[6], "zset"}, {KEYS[7], "zset"}}) do
-  local err = expect_type(check[1], check[2])
-  if err then return err end
-end
+local type_error = check_types({{KEYS[1], "list"}, {KEYS[2], "list"}, {KEYS[4], "string"}, {KEYS[5], "zset"},
+                               {KEYS[6], "zset"}, {KEYS[7], "zset"}})
+if type_error then return type_error end
 
 local target = target_list(KEYS[3], KEYS[1], KEYS[2])
 local result = {}

@@ -34,19 +34,11 @@ local n = tonumber(ARGV[4])
 -- @include "remove_from_states"
 -- @include "remove_job_keys"
 
-local function expect_type(key, wanted)
-  local t = rcall("TYPE", key)
-  t = t["ok"] or t
-  if t ~= "none" and t ~= wanted then
-    return redis.error_reply("WRONGTYPE " .. key .. " is a " .. t .. ", expected a " .. wanted)
-  end
-end
+-- @include "expect_types"
 
-for _, check in ipairs({{KEYS[1], "list"}, {KEYS[2], "list"}, {KEYS[3], "zset"}, {KEYS[4], "list"},
-                         {KEYS[5], "zset"}, {KEYS[6], "zset"}, {KEYS[7], "zset"}, {KEYS[9], "string"}}) do
-  local err = expect_type(check[1], check[2])
-  if err then return err end
-end
+local type_error = check_types({{KEYS[1], "list"}, {KEYS[2], "list"}, {KEYS[3], "zset"}, {KEYS[4], "list"},
+                         {KEYS[5], "zset"}, {KEYS[6], "zset"}, {KEYS[7], "zset"}, {KEYS[9], "string"}})
+if type_error then return type_error end
 
 local SETS = {delayed = KEYS[3], completed = KEYS[5], failed = KEYS[6]}
 
@@ -69,7 +61,7 @@ for i = 1, n do
     return redis.error_reply("job " .. job.id .. ": unknown placement " .. placement)
   end
   local job_key = base .. job.id
-  local err = expect_type(job_key, "hash") or expect_type(job_key .. ":logs", "list")
+  local err = check_types({{job_key, "hash"}, {job_key .. ":logs", "list"}})
   if err then return err end
   if rcall("EXISTS", job_key) == 1 then
     job.exists = true

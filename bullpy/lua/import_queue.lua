@@ -18,17 +18,10 @@
 local rcall = redis.call
 local id_floor, mode, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
-local function expect_type(key, wanted)
-  local t = rcall("TYPE", key)
-  t = t["ok"] or t
-  if t ~= "none" and t ~= wanted then
-    return redis.error_reply("WRONGTYPE " .. key .. " is a " .. t .. ", expected a " .. wanted)
-  end
-end
-for _, check in ipairs({{KEYS[1], "string"}, {KEYS[2], "zset"}}) do
-  local err = expect_type(check[1], check[2])
-  if err then return err end
-end
+-- @include "expect_types"
+
+local type_error = check_types({{KEYS[1], "string"}, {KEYS[2], "zset"}})
+if type_error then return type_error end
 
 if id_floor ~= "" then
   local current = tonumber(rcall("GET", KEYS[1])) or 0
