@@ -224,5 +224,24 @@ def close_tree(widget: Any) -> None:
     widget.close()
 
 
+class RefreshingBox(W.VBox):  # type: ignore[misc]
+    """A box that a ``Refresher`` updates in the background: ``refreshing``, and ``close()`` that stops it."""
+
+    _refresher: Refresher | None = None
+
+    @property
+    def refreshing(self) -> bool:
+        """True while the background refresh runs."""
+        return self._refresher is not None and self._refresher.running
+
+    def close(self) -> None:
+        """Stop refreshing and remove the widget from every view."""
+        if self._refresher is not None:
+            self._refresher.stop(wait=5)
+        for child in self.children:
+            close_tree(child)
+        super().close()
+
+
 def hide(widget: Any, hidden: bool) -> None:
     widget.layout.display = "none" if hidden else None

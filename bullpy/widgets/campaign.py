@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import _display as D
 from ..queue import Queue
-from ._common import Refresher, W, check_interval, close_tree, now_ms
+from ._common import Refresher, RefreshingBox, W, check_interval, now_ms
 
 _REASONS_SHOWN = 10
 
@@ -67,7 +67,7 @@ def summarize(status: Any, now: int) -> CampaignSummary:
     )
 
 
-class CampaignMonitor(W.VBox):  # type: ignore[misc]
+class CampaignMonitor(RefreshingBox):
     """Progress of the jobs an ``add_frame`` call created, refreshed every ``refresh`` seconds.
 
     Shows sent (completed), failed, pending and delayed jobs (until when), a progress bar and the
@@ -170,15 +170,3 @@ class CampaignMonitor(W.VBox):  # type: ignore[misc]
         else:
             self.status.value = f"<span style='{D.MUTED}'>updated {when} UTC</span>"
 
-    @property
-    def refreshing(self) -> bool:
-        return self._refresher is not None and self._refresher.running
-
-    def close(self) -> None:
-        """Stop refreshing and remove the widget from every view."""
-        refresher: Refresher | None = getattr(self, "_refresher", None)
-        if refresher is not None:
-            refresher.stop(wait=5)
-        for child in self.children:
-            close_tree(child)
-        super().close()

@@ -12,9 +12,9 @@ from .. import _display as D
 from ..queue import Queue
 from ._common import (
     Refresher,
+    RefreshingBox,
     W,
     check_interval,
-    close_tree,
     eviction_policy,
     metrics_per_minute,
     now_ms,
@@ -151,7 +151,7 @@ def _workers_html(workers: list[dict[str, str]]) -> str:
     return f"<details><summary>{head}</summary>{table}{more}</details>"
 
 
-class QueueDashboard(W.VBox):  # type: ignore[misc]
+class QueueDashboard(RefreshingBox):
     """Counts per state of one or several queues, refreshed in the background every ``refresh`` seconds.
 
     Shows throughput over the last ``minutes`` minutes (from Bull's metrics keys when a worker records
@@ -279,19 +279,6 @@ class QueueDashboard(W.VBox):  # type: ignore[misc]
         """The counts shown, per queue name."""
         return {p.queue.name: dict(p.counts) for p in self.panels}
 
-    @property
-    def refreshing(self) -> bool:
-        """True while the background refresh runs."""
-        return self._refresher is not None and self._refresher.running
-
-    def close(self) -> None:
-        """Stop refreshing and remove the widget from every view."""
-        refresher: Refresher | None = getattr(self, "_refresher", None)
-        if refresher is not None:
-            refresher.stop(wait=5)
-        for child in self.children:
-            close_tree(child)
-        super().close()
 
 
 def _where(queue: Queue) -> str:
