@@ -35,7 +35,8 @@ from ._core import options as _options
 from ._core import scripts
 from ._core.codec import parse_job_hash, to_json
 from ._core.work import BackoffStrategy, completed_payload, failed_attempt, keep_jobs
-from .errors import RedisReadOnly, RedisUnavailable
+from .connection import as_bull_error
+from .errors import RedisAuthenticationFailed, RedisPermissionDenied, RedisReadOnly, RedisUnavailable
 from .job import Job, now_ms
 from .queue import Queue
 
@@ -208,6 +209,11 @@ class Worker:
         try:
             self._promote_delayed()
             self._check_stalled()
+        except (RedisPermissionDenied, RedisAuthenticationFailed):
+            # A user that may not write (or log in) can never work this queue: say so now, once,
+            # instead of running threads that fail on every step.
+            self._shutdown()
+            raise
         except Exception as exc:
             self.queue._emit("error", exc)
         self._start_thread(self._housekeeping, "housekeeping")
@@ -630,7 +636,13 @@ class Worker:
         """Subscribe to the ``delayed`` channel, whose messages announce earlier due times."""
         pubsub = self.queue.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
-            pubsub.subscribe(self.keys("delayed"))
+            try:
+                pubsub.subscribe(self.keys("delayed"))
+            except _redis.ResponseError as exc:
+                # E.g. an ACL user without this channel: delayed jobs are still promoted on the
+                # housekeeping timer, only later than a message would have announced them.
+                self.queue._emit("error", as_bull_error(exc, self.queue.client) or exc)
+                return
             while not self._closing.is_set():
                 try:
                     message = pubsub.get_message(timeout=0.5)

@@ -265,6 +265,19 @@ def test_a_read_only_user_gets_the_dashboard_and_the_cli(acl_server: RedisServer
     reader.close()
 
 
+def test_a_worker_for_a_read_only_user_fails_at_start_with_one_clear_error(acl_server: RedisServer) -> None:
+    import threading
+
+    before = keyspace(acl_server.client(), ACL_PREFIX)
+    reader = as_user(acl_server, "reader", READER_PASSWORD)
+    threads = threading.active_count()
+    with pytest.raises(RedisPermissionDenied, match="user 'reader'"):
+        Worker(reader, lambda job: "sent").start()
+    assert keyspace(acl_server.client(), ACL_PREFIX) == before
+    wait_until(lambda: threading.active_count() <= threads, 5, "the worker's threads to end")
+    reader.close()
+
+
 WRITES: list[tuple[str, Callable[[bullpy.Queue], Any], str]] = [
     ("add", lambda q: q.add({"n": 9}, name="send"), "add_jobs"),
     ("add_bulk", lambda q: q.add_bulk([{"data": {"n": 10}}, {"data": {"n": 11}}]), "add_jobs"),
