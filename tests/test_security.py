@@ -152,26 +152,26 @@ def test_tls_misconfiguration_is_one_clear_error(tls_server: RedisServer, case: 
 
 
 @pytest.mark.node
-def test_node_bull_reads_and_processes_jobs_over_tls(pki: TlsFiles, tmp_path: Path) -> None:
+def test_node_bull_reads_and_processes_jobs_over_mutual_tls(pki: TlsFiles, tmp_path: Path) -> None:
     from .interop.peer import Peer, node_available
 
     if not node_available():
         pytest.skip("Node.js or bridge/node_modules is missing")
-    # bridge/lib/redis-config.js turns rediss:// into {tls: {servername}} and reads no CA or client
-    # certificate: Node trusts the test CA through NODE_EXTRA_CA_CERTS, and this server does not ask for a
-    # client certificate.
-    server = start_tls(tmp_path / "tls-node", pki, tls_auth_clients="no")
+    # The server requires client certificates; bridge/lib/redis-config.js reads the CA, the client
+    # certificate and its key from the same rediss:// URL parameters redis-py uses.
+    server = start_tls(tmp_path / "tls-node", pki)
     try:
         prefix = f"tls-{uuid.uuid4().hex[:8]}"
-        queue = bullpy.Queue("message-queue", server.tls_url(client_cert=False), prefix=prefix)
+        url = server.tls_url()
+        queue = bullpy.Queue("message-queue", url, prefix=prefix)
         job = queue.add({"number": "5511999990002", "message": "over TLS"}, name="send")
         assert job is not None
-        node_url = server.tls_url(client_cert=False).split("?")[0]
-        with Peer(node_url, env={"NODE_EXTRA_CA_CERTS": str(pki.ca_cert)}) as bull:
+        with Peer(url) as bull:
             seen = bull.get_job(queue, job.id)
             assert seen is not None and seen["data"] == {"number": "5511999990002", "message": "over TLS"}
             bull.process(queue, count=1)
             assert_no_secret(bull.stderr_tail(500))
+            assert "DEP0123" not in bull.stderr_tail(500)  # no SNI with an IP address
         done = queue.get_job(job.id)
         assert done is not None and done.returnvalue == {"processed": job.id}
         queue.close()

@@ -1,4 +1,6 @@
 'use strict';
+const fs = require('fs');
+const net = require('net');
 
 /**
  * Redis connection settings from the environment, shared by worker.js and peer.js.
@@ -116,8 +118,33 @@ function parseTcpUrl(urlString) {
   const segment = url.pathname.replace(/^\/+/, '').split('/')[0];
   if (segment) opts.db = parseIntStrict(segment, 'REDIS_URL db');
   applyQuery(opts, url.searchParams);
-  if (url.protocol === 'rediss:') opts.tls = { servername: opts.host };
+  if (url.protocol === 'rediss:') opts.tls = tlsOptions(url.searchParams, opts.host);
   return opts;
+}
+
+/**
+ * TLS options from the same URL query parameters redis-py reads (`ssl_ca_certs`, `ssl_certfile`,
+ * `ssl_keyfile`, `ssl_password`, `ssl_cert_reqs`, `ssl_check_hostname`), so one `rediss://` URL serves
+ * both sides, client certificates included.
+ */
+function tlsOptions(params, host) {
+  const tls = {};
+  // SNI takes host names only (Node warns, DEP0123, when given an IP address).
+  if (!net.isIP(host)) tls.servername = host;
+  const file = (name) => {
+    try {
+      return fs.readFileSync(params.get(name));
+    } catch (err) {
+      throw new Error(`REDIS_URL ${name}: cannot read the file (${err.code || err.message})`);
+    }
+  };
+  if (params.has('ssl_ca_certs')) tls.ca = file('ssl_ca_certs');
+  if (params.has('ssl_certfile')) tls.cert = file('ssl_certfile');
+  if (params.has('ssl_keyfile')) tls.key = file('ssl_keyfile');
+  if (params.has('ssl_password')) tls.passphrase = params.get('ssl_password');
+  if ((params.get('ssl_cert_reqs') || '').toLowerCase() === 'none') tls.rejectUnauthorized = false;
+  if ((params.get('ssl_check_hostname') || '').toLowerCase() === 'false') tls.checkServerIdentity = () => undefined;
+  return tls;
 }
 
 const SENTINEL_SCHEME = 'redis+sentinel://';
