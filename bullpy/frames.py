@@ -408,6 +408,10 @@ _FIELDS = ("id", "state", "name", "data", "priority", "delay", "attempts_made", 
            "processed_on", "finished_on", "failed_reason", "returnvalue")
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def jobs_frame(
     queue: Queue,
     states: Sequence[str] = ALL_STATES,
@@ -426,34 +430,46 @@ def jobs_frame(
     unknown = set(wanted) - set(_FIELDS)
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}; known: {', '.join(_FIELDS)}")
-    getters: dict[str, Callable[[Any], Any]] = {
-        "id": lambda j: j.id, "name": lambda j: j.name, "data": lambda j: j.data,
-        "priority": lambda j: j.opts.get("priority", 0), "delay": lambda j: j.opts.get("delay", 0),
-        "attempts_made": lambda j: j.attempts_made, "progress": lambda j: j.progress,
-        "timestamp": lambda j: j.timestamp, "processed_on": lambda j: j.processed_on,
-        "finished_on": lambda j: j.finished_on, "failed_reason": lambda j: j.failed_reason,
-        "returnvalue": lambda j: j.returnvalue,
-    }
-    columns: dict[str, list[Any]] = {f: [] for f in wanted}
+    from ._core.codec import FRAME_FIELDS, frame_row, parse_job_hash
+
+    names = ("id", "name", "data", "priority", "delay", "attempts_made", "progress", "timestamp",
+             "processed_on", "finished_on", "failed_reason", "returnvalue")
+    rows: list[tuple[Any, ...]] = []
+    labels: list[str] = []
     for state in states:
         ids = queue.get_ranges([state], start, end, asc=state not in ("completed", "failed"))
         label = "waiting" if state == "wait" else state
         for i in range(0, len(ids), chunk_size):
-            jobs = queue.get_jobs_by_ids(ids[i : i + chunk_size])
-            for f in wanted:
-                column = columns[f]
-                if f == "state":
-                    column.extend([label] * len(jobs))
-                else:
-                    get = getters[f]
-                    column.extend([get(job) for job in jobs])
+            chunk = ids[i : i + chunk_size]
+            # Only the fields a row shows: no stack traces or logs cross the wire.
+            for job_id, values in zip(chunk, queue.get_job_fields(chunk, FRAME_FIELDS, batch_size=chunk_size)):
+                if values.count(None) == len(values):
+                    continue  # removed since the range was read, as get_jobs skips it
+                row = frame_row(job_id, values)
+                if row is None:  # an unusual hash: Node's full fromJSON rules
+                    whole: dict[bytes, bytes] = queue.client.hgetall(queue.keys.job(job_id))  # type: ignore[assignment]
+                    record = parse_job_hash(job_id, whole, _now_ms())
+                    row = (record.id, record.name, record.data, record.opts.get("priority", 0),
+                           record.opts.get("delay", 0), record.attempts_made, record.progress, record.timestamp,
+                           record.processed_on, record.finished_on, record.failed_reason, record.returnvalue)
+                rows.append(row)
+                labels.append(label)
+    read: dict[str, list[Any]] = {n: list(column) for n, column in zip(names, zip(*rows))} if rows else {
+        n: [] for n in names}
+    read["state"] = labels
+    columns = {f: read[f] for f in wanted}
     frame = pd.DataFrame(columns)
     for f in ("timestamp", "processed_on", "finished_on"):
         if f in frame:
             frame[f] = pd.to_datetime(frame[f], unit="ms", utc=True)
     for f in ("priority", "delay", "attempts_made"):
         if f in frame:
-            frame[f] = pd.array(frame[f], dtype="Int64")
+            # Whole numbers as nullable ints; a hash Node let through with a fractional delay or priority
+            # keeps its value (as a float) rather than failing the whole frame.
+            try:
+                frame[f] = pd.array(frame[f], dtype="Int64")
+            except (TypeError, ValueError):
+                frame[f] = pd.array(frame[f], dtype="Float64")
     if "state" in frame:
         frame["state"] = frame["state"].astype("category")
     for f in ("name", "failed_reason"):

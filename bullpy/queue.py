@@ -378,6 +378,22 @@ class Queue:
         now = now_ms()
         return [Job(self, parse_job_hash(i, f, now)) for i, f in zip(ids, replies) if f]
 
+    def get_job_fields(self, ids: Sequence[str], fields: Sequence[str], *, batch_size: int = 5000) -> list[list[Any]]:
+        """Raw hash fields of many jobs, ``batch_size`` jobs per call: per id, the values of ``fields`` in
+        order (bytes as Redis holds them, None where absent; all None for a job that is gone).
+
+        For readers that need a few fields of very many jobs (``jobs_frame``, widgets) without parsing
+        whole jobs or moving stack traces and logs over the wire.
+        """
+        batch_size = _options._int_option("batch_size", batch_size, 1)
+        if not fields:
+            raise ValueError("fields must name at least one hash field")
+        rows: list[list[Any]] = []
+        for start in range(0, len(ids), batch_size):
+            rows.extend(self._run(scripts.get_job_fields(self.keys, [str(i) for i in ids[start : start + batch_size]],
+                                                         list(fields))))
+        return rows
+
     def get_jobs(self, types: str | Sequence[str], start: int = 0, end: int = -1, asc: bool = False) -> list[Job]:
         """Jobs of the given states (Node's ``getJobs``); jobs removed meanwhile are skipped."""
         return self.get_jobs_by_ids(self.get_ranges(types, start, end, asc))

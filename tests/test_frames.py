@@ -166,3 +166,43 @@ def test_read_campaign_formats(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
     df.to_parquet(tmp_path / "c.parquet")
     assert read_campaign(tmp_path / "c.parquet").equals(df)
+
+
+def test_jobs_frame_rows_equal_the_full_parse_also_for_odd_hashes(queue: bullpy.Queue,
+                                                                   redis_client: redis.Redis) -> None:
+    """jobs_frame reads a few fields per job (HMGET) and parses the common case itself; every row must
+    still equal what Node's fromJSON rules (parse_job_hash, behind get_jobs) give, odd hashes included."""
+    queue.add({"number": "1", "nested": {"a": [1, 2]}}, priority=3, attempts=2)
+    queue.add("plain string data", name="text", delay=60_000)
+    raw = {  # hashes Node could leave behind, written as they are
+        "odd-delay": {"name": "x", "data": "{}", "opts": '{"delay":"5"}', "timestamp": "1700000000000"},
+        "prevent": {"data": "not json", "opts": '{"preventParsingData":true}', "timestamp": "1700000000001"},
+        "bad-progress": {"data": '{"a":1}', "opts": "{}", "progress": "{oops", "returnvalue": "also{bad",
+                         "attemptsMade": "2x", "processedOn": "1700000000100", "finishedOn": "0",
+                         "failedReason": "boom", "timestamp": " 1700000000002"},
+        "array-opts": {"data": "[1,2]", "opts": "[3]", "timestamp": "1700000000003"},
+        "no-name": {"data": '{"k":"v"}', "opts": '{"priority":7,"delay":2.5}'},
+    }
+    for job_id, fields in raw.items():
+        redis_client.hset(queue.keys.job(job_id), mapping=fields)
+        redis_client.rpush(queue.keys("wait"), job_id)
+    frame = queue.jobs_frame(["waiting", "delayed"], expand_data=False)
+    expected = [
+        (j.id, j.name, j.data, j.opts.get("priority", 0), j.opts.get("delay", 0), j.attempts_made, j.progress,
+         j.timestamp, j.processed_on, j.finished_on, j.failed_reason, j.returnvalue)
+        for j in queue.get_jobs(["waiting"], asc=True) + queue.get_jobs(["delayed"], asc=True)
+    ]
+    got = []
+    for row in frame.itertuples(index=False):
+        times = [None if pd.isna(t) else int(t.value // 1_000_000) for t in (row.timestamp, row.processed_on,
+                                                                             row.finished_on)]
+        got.append((row.id, row.name, row.data, None if pd.isna(row.priority) else int(row.priority),
+                    None if pd.isna(row.delay) else row.delay, None if pd.isna(row.attempts_made)
+                    else int(row.attempts_made), row.progress, *times,
+                    None if pd.isna(row.failed_reason) else row.failed_reason, row.returnvalue))
+    assert len(got) == len(expected) == 7
+    assert got == expected
+    redis_client.hset(queue.keys.job("null-opts"), mapping={"data": "{}", "opts": "null"})
+    redis_client.rpush(queue.keys("wait"), "null-opts")
+    with pytest.raises(ValueError, match="JSON null"):
+        queue.jobs_frame(["waiting"])  # as get_jobs (and Node's fromJSON) refuse it

@@ -262,6 +262,15 @@ def reprocess_job(keys: QueueKeys, job_id: str, state: str, lifo: bool, token: s
     )
 
 
+def get_job_fields(keys: QueueKeys, ids: Sequence[str], fields: Sequence[str]) -> Call[list[list[Any]]]:
+    return Call(
+        "get_job_fields",
+        keys=[keys("id")],
+        args=[keys.base, str(len(fields)), *fields, *ids],
+        parse=lambda reply: list(reply),
+    )
+
+
 def promote(keys: QueueKeys, job_id: str, token: str) -> Call[int]:
     return Call(
         "promote",
