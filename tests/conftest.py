@@ -80,6 +80,14 @@ def prefix(redis_client: redis.Redis) -> Iterator[str]:
 
 
 @pytest.fixture
+def other_prefix(redis_client: redis.Redis) -> Iterator[str]:
+    """A second prefix for the test, deleted afterwards like ``prefix``."""
+    prefix = f"bullpy-test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    delete_prefix(redis_client, prefix)
+
+
+@pytest.fixture
 def make_queue(redis_url: str, prefix: str) -> Iterator[Callable[..., bullpy.Queue]]:
     """A factory of Queues on the test Redis under this test's prefix; closed afterwards."""
     made: list[bullpy.Queue] = []

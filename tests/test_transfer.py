@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 import tracemalloc
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from bullpy import transfer
 from bullpy.transfer import ExportFormatError, ImportConflict
 from bullpy.worker import Worker
 
-from .conftest import delete_prefix, keyspace, wait_until
+from .conftest import keyspace, wait_until
 
 
 @pytest.fixture
@@ -39,12 +38,6 @@ def raw_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture
-def other_prefix(redis_client: redis.Redis) -> Iterator[str]:
-    """A second prefix, deleted afterwards like the ``prefix`` fixture's."""
-    prefix = f"bullpy-test-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    delete_prefix(redis_client, prefix)
 
 
 def dumps(client: redis.Redis, prefix: str) -> dict[bytes, bytes | None]:

@@ -54,11 +54,6 @@ def other_db(redis_url: str) -> Iterator[tuple[str, redis.Redis, str]]:
     client.close()
 
 
-@pytest.fixture
-def other_prefix(redis_client: redis.Redis) -> Iterator[str]:
-    prefix = f"bullpy-test-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    delete_prefix(redis_client, prefix)
 
 
 def node_fill(bull: Peer, queue: bullpy.Queue) -> dict[str, Any]:
