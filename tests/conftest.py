@@ -6,6 +6,7 @@ so the suite can run beside real data and in parallel.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -87,20 +88,29 @@ def other_prefix(redis_client: redis.Redis) -> Iterator[str]:
     delete_prefix(redis_client, prefix)
 
 
-@pytest.fixture
-def make_queue(redis_url: str, prefix: str) -> Iterator[Callable[..., bullpy.Queue]]:
-    """A factory of Queues on the test Redis under this test's prefix; closed afterwards."""
+@contextlib.contextmanager
+def queue_factory(redis: Any, prefix: str, **defaults: Any) -> Iterator[Callable[..., bullpy.Queue]]:
+    """``make(name="message-queue", **options)`` -> a Queue on ``redis`` under ``prefix``; all closed at exit."""
     made: list[bullpy.Queue] = []
 
     def make(name: str = "message-queue", **options: Any) -> bullpy.Queue:
         options.setdefault("prefix", prefix)
-        queue = bullpy.Queue(name, redis_url, **options)
+        queue = bullpy.Queue(name, redis, **defaults, **options)
         made.append(queue)
         return queue
 
-    yield make
-    for queue in made:
-        queue.close()
+    try:
+        yield make
+    finally:
+        for queue in made:
+            queue.close()
+
+
+@pytest.fixture
+def make_queue(redis_url: str, prefix: str) -> Iterator[Callable[..., bullpy.Queue]]:
+    """A factory of Queues on the test Redis under this test's prefix; closed afterwards."""
+    with queue_factory(redis_url, prefix) as make:
+        yield make
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -23,6 +22,7 @@ from redis.cluster import RedisCluster
 
 import bullpy
 
+from ..conftest import queue_factory
 from ..interop.peer import Peer, node_available
 from ..servers import RedisServer, free_port, redis_server_binary, start_redis_server
 
@@ -128,17 +128,8 @@ def cluster_prefix() -> str:
 @pytest.fixture
 def make_cluster_queue(redis_cluster: Cluster, cluster_prefix: str) -> Iterator[Callable[..., bullpy.Queue]]:
     """A factory of Queues on the cluster (``cluster=True``) under this test's prefix; closed afterwards."""
-    made: list[bullpy.Queue] = []
-
-    def make(name: str = "message-queue", **options: Any) -> bullpy.Queue:
-        options.setdefault("prefix", cluster_prefix)
-        queue = bullpy.Queue(name, redis_cluster.url, cluster=True, **options)
-        made.append(queue)
-        return queue
-
-    yield make
-    for queue in made:
-        queue.close()
+    with queue_factory(redis_cluster.url, cluster_prefix, cluster=True) as make:
+        yield make
 
 
 @pytest.fixture
