@@ -104,6 +104,23 @@ class Queue:
     def _run(self, call: scripts.Call[Any]) -> Any:
         return self._runner.run(call)
 
+    def _read(self, fill: Callable[[Any], object]) -> list[Any]:
+        """Read commands queued by ``fill(pipe)`` in one MULTI/EXEC, a consistent snapshot as Node reads it.
+
+        Over ``maxmemory`` Redis refuses every command queued in MULTI, reads included; the same reads then
+        go as a plain pipeline (one round trip, no snapshot), so counts and lists stay readable in exactly
+        the incident where an operator needs them.
+        """
+        with connection.unavailable_as_error(self.client):
+            try:
+                with self.client.pipeline(transaction=True) as pipe:
+                    fill(pipe)
+                    return list(pipe.execute())
+            except _redis.exceptions.OutOfMemoryError:
+                with self.client.pipeline(transaction=False) as pipe:
+                    fill(pipe)
+                    return list(pipe.execute())
+
     def _record(self, job_id: str, fields: Mapping[Any, Any]) -> JobRecord | None:
         return parse_job_hash(job_id, fields, now_ms()) if fields else None
 
@@ -305,16 +322,12 @@ class Queue:
     def get_job_counts(self, *types: str) -> dict[str, int]:
         """Jobs per state, keyed by the names asked for (default: Node's six, in Node's order)."""
         names = _parse_types(types) or list(DEFAULT_COUNT_TYPES)
-        with connection.unavailable_as_error(self.client):
-            with self.client.pipeline(transaction=True) as pipe:
-                for state in names:
-                    key = self.keys.state(state)
-                    if STATE_KEYS[state][1] == "list":
-                        pipe.llen(key)
-                    else:
-                        pipe.zcard(key)
-                replies = pipe.execute()
-        return {state: int(n) for state, n in zip(names, replies)}
+        def fill(pipe: Any) -> None:
+            for state in names:
+                key = self.keys.state(state)
+                pipe.llen(key) if STATE_KEYS[state][1] == "list" else pipe.zcard(key)
+
+        return {state: int(n) for state, n in zip(names, self._read(fill))}
 
     def get_job_count_by_types(self, *types: str) -> int:
         return sum(self.get_job_counts(*types).values())
@@ -345,18 +358,17 @@ class Queue:
         """Job ids per state, concatenated in the order of ``types`` (the range applies to each)."""
         # Node's getRanges keeps a state named twice (its ids then appear twice); so does bullpy.
         names = _parse_types([types] if isinstance(types, str) else types, unique=False)
-        with connection.unavailable_as_error(self.client):
-            with self.client.pipeline(transaction=True) as pipe:
-                for state in names:
-                    key = self.keys.state(state)
-                    if STATE_KEYS[state][1] == "list":
-                        # Lists: asc reads from the head (the right end, next to run) by mirrored indexes.
-                        pipe.lrange(key, -(end + 1), -(start + 1)) if asc else pipe.lrange(key, start, end)
-                    else:
-                        pipe.zrange(key, start, end) if asc else pipe.zrevrange(key, start, end)
-                replies = pipe.execute()
+        def fill(pipe: Any) -> None:
+            for state in names:
+                key = self.keys.state(state)
+                if STATE_KEYS[state][1] == "list":
+                    # Lists: asc reads from the head (the right end, next to run) by mirrored indexes.
+                    pipe.lrange(key, -(end + 1), -(start + 1)) if asc else pipe.lrange(key, start, end)
+                else:
+                    pipe.zrange(key, start, end) if asc else pipe.zrevrange(key, start, end)
+
         ids: list[str] = []
-        for state, reply in zip(names, replies):
+        for state, reply in zip(names, self._read(fill)):
             items = [_text(x) for x in reply]
             if asc and STATE_KEYS[state][1] == "list":
                 items.reverse()
@@ -420,11 +432,11 @@ class Queue:
     def get_job_logs(self, job_id: str | int, start: int = 0, end: int = -1, asc: bool = True) -> JobLogs:
         """A job's log rows (oldest first by default) and their total count."""
         key = self.keys.logs(str(job_id))
-        with connection.unavailable_as_error(self.client):
-            with self.client.pipeline(transaction=True) as pipe:
-                pipe.lrange(key, start, end) if asc else pipe.lrange(key, -(end + 1), -(start + 1))
-                pipe.llen(key)
-                rows, count = pipe.execute()
+        def fill(pipe: Any) -> None:
+            pipe.lrange(key, start, end) if asc else pipe.lrange(key, -(end + 1), -(start + 1))
+            pipe.llen(key)
+
+        rows, count = self._read(fill)
         logs = [_text(r) for r in rows]
         if not asc:
             logs.reverse()
@@ -477,11 +489,11 @@ class Queue:
 
     def is_paused(self) -> bool:
         """True when the queue is globally paused (``meta-paused`` or BullMQ's ``meta.paused``)."""
-        with connection.unavailable_as_error(self.client):
-            with self.client.pipeline(transaction=True) as pipe:
-                pipe.exists(self.keys("meta-paused"))
-                pipe.hexists(self.keys("meta"), "paused")
-                flag, meta = pipe.execute()
+        def fill(pipe: Any) -> None:
+            pipe.exists(self.keys("meta-paused"))
+            pipe.hexists(self.keys("meta"), "paused")
+
+        flag, meta = self._read(fill)
         return bool(flag) or bool(meta)
 
     def clean(self, grace_ms: int, status: str = "completed", limit: int = 0, *, dry_run: bool = False) -> list[str]:

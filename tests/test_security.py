@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import json
+
 import logging
 import traceback
 import uuid
@@ -376,12 +378,21 @@ def test_an_out_of_memory_redis_refuses_writes_with_one_clear_error(
     assert info.value.script == "add_jobs"
     assert_no_secret(chain_texts(info.value))
     assert keyspace(admin, "bull") == before
-    # Over maxmemory Redis refuses MULTI even for reads (bullpy's counts use one); plain reads still work,
-    # and so does the doctor (plain reads, no MULTI), which says where the memory goes.
-    with pytest.raises(RedisOutOfMemory, match="refuses writes and MULTI transactions, even of reads"):
-        queue.get_job_counts()
-    assert queue.get_job("1") is not None
+    # Over maxmemory Redis refuses every command queued in MULTI, reads included: bullpy's snapshot reads
+    # then go as a plain pipeline, so counts, lists, the CLI and the doctor still answer mid-incident.
+    assert queue.get_job_counts() == {"waiting": 1, "active": 0, "completed": 0, "failed": 0, "delayed": 0,
+                                      "paused": 0}
+    assert [j.id for j in queue.get_waiting()] == ["1"] and not queue.is_paused()
+    assert queue.get_job_logs("1").count == 0
     assert "memory-per-job" in diagnose(queue, recheck_delay=0.1).codes()
+    from click.testing import CliRunner
+
+    from bullpy.cli import main
+
+    stats = CliRunner().invoke(main, ["--redis", server.url(), "--format", "json", "stats", "message-queue"])
+    assert stats.exit_code == 0, stats.output
+    assert json.loads(stats.stdout)[0]["waiting"] == 1
+    assert_no_secret(stats.output)
     admin.config_set("maxmemory", "0")
     queue.close()
 
