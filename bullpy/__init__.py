@@ -31,7 +31,7 @@ from .errors import (
     ScriptError,
 )
 from .job import Job
-from .queue import JobLogs, Queue
+from .queue import JobLogs, Queue, find_queues
 from .retry import RetryPolicy
 
 __version__ = "0.1.0"
@@ -61,4 +61,5 @@ __all__ = [
     "RepeatableJob",
     "RetryPolicy",
     "ScriptError",
+    "find_queues",
 ]

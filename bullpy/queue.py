@@ -23,8 +23,8 @@ from ._core import scripts
 from ._core.cluster import check_one_slot
 from ._core.codec import JobRecord, js_number_str, parse_job_hash
 from ._core.keys import STATE_KEYS, QueueKeys, check_queue_name
-from ._core.scripts import text as _text
 from ._core.options import JobOptions
+from ._core.scripts import text as _text
 from ._facade import ScriptRunner
 from .errors import QueueHasActiveJobs, QueueNotPaused
 from .job import Job, now_ms
@@ -580,6 +580,26 @@ class Queue:
             removed.extend(ids)
             if cursor == "0":
                 return removed
+
+
+def find_queues(redis: str | _redis.Redis | Any | None = None, prefix: str = "bull", *,
+                cluster: bool | None = None) -> list[str]:
+    """Names of the Bull queues under ``prefix`` on a Redis, found with SCAN (never KEYS); on a Redis Cluster
+    (``cluster=True`` with a node's URL, or a ``RedisCluster``) on every master.
+
+    Every queue that ever held a job has its id counter ``prefix:<name>:id`` (Bull's addJob increments
+    it even for custom job ids), so that key is what is looked for.
+    """
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+    target = connection.resolve_cluster(redis) if connection.wants_cluster(redis, cluster) else connection.resolve(redis)
+    pattern = scripts.glob_escape(prefix) + ":*:id"
+    names: set[str] = set()
+    for node in connection.masters(target):
+        with connection.unavailable_as_error(node):
+            for key in node.scan_iter(pattern, count=1000):
+                names.add(_text(key)[len(prefix) + 1 : -len(":id")])
+    return sorted(names)
 
 
 def _parse_types(types: Iterable[str], unique: bool = True) -> list[str]:

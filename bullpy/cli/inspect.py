@@ -12,9 +12,9 @@ from typing import Any
 import click
 
 from .. import connection
-from .._core.scripts import glob_escape, text
+from .._core.scripts import text
 from ..job import Job, now_ms
-from ..queue import DEFAULT_COUNT_TYPES, Queue
+from ..queue import DEFAULT_COUNT_TYPES, Queue, find_queues
 from . import main
 from ._common import (
     clock,
@@ -46,15 +46,8 @@ def queues(ctx: click.Context) -> None:
         source = connection.resolve_cluster(opts.redis)
     else:
         source = open_queue(ctx, "_", must_exist=False).client
-    pattern = glob_escape(prefix) + ":*:id"
-    names: set[str] = set()
-    for node in connection.masters(source):
-        with connection.unavailable_as_error(node):
-            for key in node.scan_iter(pattern, count=1000):
-                # Every queue that ever held a job has its id counter at prefix:<name>:id.
-                names.add(text(key)[len(prefix) + 1 : -len(":id")])
     rows = []
-    for name in sorted(names):
+    for name in find_queues(source, prefix):
         try:
             queue = Queue(name, source, prefix=prefix)
         except ValueError as exc:  # on a cluster: an id key without a hash tag, not a working Bull queue

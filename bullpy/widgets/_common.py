@@ -9,11 +9,10 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 import redis as _redis
-from redis.cluster import RedisCluster
 
 from .. import connection
 from ..errors import MissingDependency
-from ..queue import Queue
+from ..queue import Queue, find_queues  # noqa: F401 (find_queues: part of this package's API)
 
 try:
     import ipywidgets as W
@@ -182,35 +181,6 @@ def sampled_per_minute(samples: Iterable[tuple[int, int]], now: int, minutes: in
                 buckets[age] += max(count - previous[1], 0)
         previous = (at, count)
     return buckets
-
-
-def find_queues(redis: str | _redis.Redis | RedisCluster | None = None, prefix: str = "bull", *,
-                cluster: bool | None = None) -> list[str]:
-    """Names of the Bull queues under ``prefix`` on a Redis, found with SCAN (never KEYS); on a Redis Cluster
-    (``cluster=True`` with a node's URL, or a RedisCluster) on every master.
-
-    Every queue that ever held a job has its id counter ``prefix:<name>:id`` (Bull's addJob increments
-    it even for custom job ids), so that key is what is looked for.
-    """
-    if not isinstance(prefix, str) or not prefix:
-        raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
-    target: _redis.Redis | RedisCluster
-    if connection.wants_cluster(redis, cluster):
-        target = connection.resolve_cluster(redis)
-    else:
-        target = connection.resolve(redis)  # type: ignore[arg-type]
-    pattern = _glob_escape(prefix) + ":*:id"
-    names: set[str] = set()
-    for node in connection.masters(target):
-        with connection.unavailable_as_error(node):
-            for key in node.scan_iter(pattern, count=1000):
-                text = key.decode() if isinstance(key, bytes) else str(key)
-                names.add(text[len(prefix) + 1 : -len(":id")])
-    return sorted(names)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def now_ms() -> int:
