@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis as _redis
 
 from .errors import BullError
+from .job import now_ms
 
 if TYPE_CHECKING:
     from .job import Job
@@ -39,9 +39,6 @@ _TEXT_LIMIT = 2000
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def format_time(ms: int | None, now: int | None = None) -> str:

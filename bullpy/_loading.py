@@ -33,6 +33,7 @@ from redis.retry import Retry
 
 from . import _sentinel
 from .errors import FrameLoadInterrupted, RedisAuthenticationFailed, RedisRefused
+from .job import now_ms
 from .retry import DEFAULT_POLICY, RetryPolicy, as_error, gave_up, is_transient
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class ChunkWriter:
                               default_job_options=queue.default_job_options,  # type: ignore[arg-type]
                               backoff_strategies=queue.backoff_strategies, local_timezone=queue.local_timezone)
         self.sentinel = _sentinel.is_sentinel(queue.client)
-        self.started_ms = int(time.time() * 1000)
+        self.started_ms = now_ms()
         self.written = 0  # rows (frame order) queued for sure
         self.retries = 0  # chunks sent again after an unknown outcome
 

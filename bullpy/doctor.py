@@ -43,6 +43,7 @@ import redis as _redis
 from . import connection
 from ._core.keys import QUEUE_KEY_SUFFIXES, RESERVED_ID_PREFIXES
 from ._core.scripts import glob_escape
+from .job import now_ms
 from .queue import Queue
 
 __all__ = ["MISSING_HANDLER", "DoctorReport", "Finding", "Severity", "diagnose"]
@@ -183,9 +184,6 @@ def diagnose(
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _size(n: float) -> str:
@@ -365,7 +363,7 @@ class _Doctor:
             return
         oldest = self.client.zrange(self.keys(state), 0, 0, withscores=True)
         oldest_ms = int(oldest[0][1]) if oldest else None
-        age = _now_ms() - oldest_ms if oldest_ms is not None else None
+        age = now_ms() - oldest_ms if oldest_ms is not None else None
         too_many = count > self.max_finished
         too_old = self.max_finished_age_ms is not None and age is not None and age > self.max_finished_age_ms
         if not (too_many or too_old):
@@ -424,7 +422,7 @@ class _Doctor:
         for job_name, entry in sorted(by_name.items()):
             when = ""
             if entry["last_failed_on"]:
-                when = f", last {_age(_now_ms() - entry['last_failed_on'])} ago"
+                when = f", last {_age(now_ms() - entry['last_failed_on'])} ago"
             self.add(Severity.ERROR, "missing-handler",
                      f"jobs named {job_name!r} fail with \"{MISSING_HANDLER}{job_name}\": a worker on this queue "
                      f"has no handler for that name ({entry['failed']} failed, {entry['retrying']} waiting to "

@@ -14,13 +14,13 @@ import datetime as dt
 import math
 import re
 import string
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._loading import ChunkWriter
 from .errors import FrameLoadInterrupted, MissingDependency  # noqa: F401 (FrameLoadInterrupted: part of this module's API)
+from .job import now_ms
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -305,7 +305,7 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
             except ValueError as exc:
                 raise FrameError(f"job_id: {exc}", [label]) from None
 
-    now = int(time.time() * 1000)
+    now = now_ms()
     fixed_dues: list[int] | None = None  # send_at, epoch ms
     offsets = [0] * len(df)  # rate pacing, ms after the load starts (or after send_at)
     if kw["send_at"] is not None:
@@ -370,7 +370,7 @@ def _chunks(plan: Any, df: pd.DataFrame) -> Iterator[tuple[int, list[dict[str, A
                     raise FrameError(f"data function failed: {exc}", [label]) from exc
         option_values = {opt: _column_values(chunk[col]) for opt, col in plan.per_row.items()}
         # Delays count from each chunk's own creation time, so a long load does not push sends later.
-        chunk_now = int(time.time() * 1000)
+        chunk_now = now_ms()
         if load_start is None:
             load_start = chunk_now
         jobs = []
@@ -407,9 +407,6 @@ def _progress(total: int, enabled: bool, label: str) -> Any:
 _FIELDS = ("id", "state", "name", "data", "priority", "delay", "attempts_made", "progress", "timestamp",
            "processed_on", "finished_on", "failed_reason", "returnvalue")
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def jobs_frame(
@@ -448,7 +445,7 @@ def jobs_frame(
                 row = frame_row(job_id, values)
                 if row is None:  # an unusual hash: Node's full fromJSON rules
                     whole: dict[bytes, bytes] = queue.client.hgetall(queue.keys.job(job_id))  # type: ignore[assignment]
-                    record = parse_job_hash(job_id, whole, _now_ms())
+                    record = parse_job_hash(job_id, whole, now_ms())
                     row = (record.id, record.name, record.data, record.opts.get("priority", 0),
                            record.opts.get("delay", 0), record.attempts_made, record.progress, record.timestamp,
                            record.processed_on, record.finished_on, record.failed_reason, record.returnvalue)

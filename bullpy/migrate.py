@@ -59,7 +59,6 @@ import hashlib
 import importlib
 import json
 import math
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +71,7 @@ from redis.exceptions import WatchError
 
 from . import connection
 from .errors import MissingDependency, RedisUnavailable
+from .job import now_ms
 from .queue import Queue
 
 __all__ = ["MIGRATABLE_STATES", "PRIORITY_LIMIT", "MigrationSummary", "SkippedJob", "migrate_to_bullmq"]
@@ -418,9 +418,6 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _now() -> int:
-    return int(time.time() * 1000)
-
 
 # --- the run ----------------------------------------------------------------------------------------------
 
@@ -659,7 +656,7 @@ class _Migration:
         return out
 
     async def _migrate_batch(self, state: str, chunk: Sequence[tuple[str, int | None]]) -> None:
-        now = _now()
+        now = now_ms()
         jobs, bad = self._read_jobs([i for i, _ in chunk])
         mapped: list[_Mapped] = []
         for job_id, due in chunk:
@@ -776,7 +773,7 @@ class _Migration:
     async def _migrate_repeatables(
         self, templates: Mapping[str, tuple[Any, str]], pending: Mapping[str, set[str]]
     ) -> None:
-        now = _now()
+        now = now_ms()
         for definition in self.queue.get_repeatable_jobs(asc=True):
             key = definition.key
             found = templates.get(key)

@@ -41,7 +41,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from ._core.keys import QueueKeys, check_job_id
 from ._core.scripts import Call
 from ._facade import ScriptRunner
 from .errors import BullError
+from .job import now_ms
 from .queue import Queue
 from .retry import RetryingRunner, RetryPolicy
 from .retry import call as call_with_retry
@@ -348,9 +348,6 @@ def _num(value: float) -> str:
     return repr(value)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
 
 # --- Redis plumbing --------------------------------------------------------------------------------------
 
@@ -635,7 +632,7 @@ def export_queue(
     _check_options("error", batch_size)
     counts: dict[str, int] = {s: 0 for s in JOB_STATES if s in wanted}
     repeatables = 0
-    exported_at = _now_ms()
+    exported_at = now_ms()
     with _raw_client(queue.client) as raw, _output(out) as stream:
         writer = _RecordWriter(stream)
         writer.write({
@@ -1247,7 +1244,7 @@ def import_queue(
     _check_options(on_conflict, batch_size)
     restore = (states is None) if restore_paused is None else bool(restore_paused)
     target = _where(queue)
-    now = _now_ms()
+    now = now_ms()
     with _opened(source) as (stream, name), _raw_client(queue.client) as raw:
         start = stream.tell()
         # Pass one: validate everything and look for conflicts; nothing is written.
@@ -1425,7 +1422,7 @@ def _transfer(
         return _requeue_in_place(source, job_states, id_list, dry_run, batch_size, progress)
 
     src_where, dst_where = _where(source), _where(target)
-    now = _now_ms()
+    now = now_ms()
     with _raw_client(source.client) as src_raw, _raw_client(target.client) as dst_raw:
         src_runner = ScriptRunner(src_raw)
         floor = _id_counter(src_raw, source.keys)
@@ -1508,7 +1505,7 @@ def _requeue_in_place(queue: Queue, states: Sequence[str], ids: Sequence[str] | 
                       batch_size: int, progress: Progress | None) -> TransferSummary:
     where = _where(queue)
     tally = _Tally()
-    now = str(_now_ms())
+    now = str(now_ms())
     with _raw_client(queue.client) as raw:
         runner = ScriptRunner(raw)
         ready = "paused" if _is_paused(raw, queue.keys) else "wait"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import weakref
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -12,6 +11,7 @@ import redis as _redis
 
 from .. import connection
 from ..errors import MissingDependency
+from ..job import now_ms
 from ..queue import Queue, find_queues  # noqa: F401 (find_queues: part of this package's API)
 
 try:
@@ -182,9 +182,6 @@ def sampled_per_minute(samples: Iterable[tuple[int, int]], now: int, minutes: in
         previous = (at, count)
     return buckets
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def close_tree(widget: Any) -> None:
