@@ -55,6 +55,7 @@ from . import connection
 from ._core import scripts as _scripts
 from ._core.keys import QueueKeys, check_job_id
 from ._core.scripts import Call
+from ._core.scripts import text as _text
 from ._facade import ScriptRunner
 from .errors import BullError
 from .job import now_ms
@@ -367,10 +368,6 @@ def _raw_client(client: _redis.Redis) -> Iterator[_redis.Redis]:
     finally:
         twin.close()
         twin_pool.disconnect()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _where(queue: Queue) -> str:
