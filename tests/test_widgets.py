@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import gc
 import re
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +21,7 @@ import redis
 import bullpy
 
 from .conftest import delete_prefix, keyspace, wait_until
+from .servers import free_port
 
 pytest.importorskip("ipywidgets")
 from bullpy import widgets
@@ -37,55 +34,6 @@ CELL = re.compile(r"data-bullpy-state='([a-z]+)'>([\d,]+)<")
 def shown_counts(html: str) -> dict[str, int]:
     """The numbers a counts table shows, per state, read back from its HTML."""
     return {state: int(n.replace(",", "")) for state, n in CELL.findall(html)}
-
-
-class PrivateRedis:
-    """Throwaway redis-servers on free loopback ports (no data kept), for what the shared one cannot show."""
-
-    def __init__(self, binary: str, folder: Path) -> None:
-        self.binary, self.folder = binary, folder
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, *options: str, url: str | None = None) -> str:
-        port = int(url.rsplit(":", 1)[1].split("/")[0]) if url else _free_port()
-        proc = subprocess.Popen([self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", str(self.folder), *options],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
-        self.running[url] = proc
-        client = redis.Redis.from_url(url)
-        wait_until(lambda: _pings(client), 10, "the private redis-server")
-        client.close()
-        return url
-
-    def stop(self, url: str) -> None:
-        proc = self.running.pop(url)
-        proc.terminate()
-        proc.wait(10)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    servers = PrivateRedis(binary, tmp_path)
-    yield servers
-    for url in list(servers.running):
-        servers.stop(url)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -209,17 +157,17 @@ def test_a_closed_dashboard_is_not_kept_alive_by_its_thread(queue: bullpy.Queue)
     assert not thread.is_alive()
 
 
-def test_refresh_shows_redis_errors_and_recovers(private_redis: PrivateRedis, closing: Any) -> None:
-    url = private_redis.start()
-    queue = bullpy.Queue("q", url)
+def test_refresh_shows_redis_errors_and_recovers(make_redis_server: Callable[..., Any], closing: Any) -> None:
+    server = make_redis_server()
+    queue = bullpy.Queue("q", server.url())
     try:
         queue.add({"i": 1})
         dash = closing(QueueDashboard(queue, refresh=0.05))
-        private_redis.stop(url)
+        server.stop()
         # The background refresh must survive: the widget shows the problem instead of raising.
         wait_until(lambda: "cannot reach Redis" in dash.status.value, 5, "the error line")
         assert dash.refreshing
-        private_redis.start(url=url)
+        server.start()  # the same port and files
         wait_until(lambda: "updated" in dash.status.value, 10, "recovery")
         assert dash.error is None and shown_counts(dash.panels[0].counts_html.value)["waiting"] == 0
     finally:
@@ -274,12 +222,15 @@ def test_sampled_per_minute_ignores_counts_that_went_down() -> None:
     assert sampled_per_minute(samples, base + 5_000, 3) == [2, 4, 0]
 
 
-def test_eviction_policy_warning(private_redis: PrivateRedis, closing: Any) -> None:
-    lru = bullpy.Queue("q", private_redis.start("--maxmemory-policy", "allkeys-lru"))
-    safe = bullpy.Queue("q", private_redis.start("--maxmemory-policy", "noeviction"))
-    no_config = bullpy.Queue("q", private_redis.start("--maxmemory-policy", "volatile-ttl",
-                                                      "--rename-command", "CONFIG", ""))
-    hidden = bullpy.Queue("q", private_redis.start("--rename-command", "CONFIG", "", "--rename-command", "INFO", ""))
+def test_eviction_policy_warning(make_redis_server: Callable[..., Any], closing: Any) -> None:
+    def private(*options: str) -> str:
+        url: str = make_redis_server(*options).url()
+        return url
+
+    lru = bullpy.Queue("q", private("--maxmemory-policy", "allkeys-lru"))
+    safe = bullpy.Queue("q", private("--maxmemory-policy", "noeviction"))
+    no_config = bullpy.Queue("q", private("--maxmemory-policy", "volatile-ttl", "--rename-command", "CONFIG", ""))
+    hidden = bullpy.Queue("q", private("--rename-command", "CONFIG", "", "--rename-command", "INFO", ""))
     try:
         warned = closing(QueueDashboard(lru, refresh=None))
         assert "data-bullpy-policy='allkeys-lru'" in warned.warning.value
@@ -629,7 +580,7 @@ def test_queue_and_job_display(queue: bullpy.Queue) -> None:
 
 
 def test_failed_job_repr_and_unreachable_queue() -> None:
-    queue = bullpy.Queue("q", f"redis://:secret-pw@127.0.0.1:{_free_port()}/0")
+    queue = bullpy.Queue("q", f"redis://:secret-pw@127.0.0.1:{free_port()}/0")
     html = queue._repr_html_()  # shows the problem, never raises and never prints the password
     assert "cannot reach Redis" in html and "secret-pw" not in html
     queue.close()

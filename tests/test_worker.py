@@ -5,13 +5,9 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -178,57 +174,16 @@ def test_bad_settings_are_refused(queue: bullpy.Queue) -> None:
         Worker(queue).start()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[Callable[[], None]]:
-    """A private redis-server with AOF on; calling the fixture's value restarts it."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server not installed")
-    port = free_port()
-    args = [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--appendonly", "yes",
-            "--save", ""]
-    state: dict[str, Any] = {}
-
-    def start() -> None:
-        state["proc"] = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-        wait_until(lambda: _pings(port), 10)
-
-    def restart() -> None:
-        state["proc"].terminate()
-        state["proc"].wait(10)
-        time.sleep(0.5)
-        start()
-
-    start()
-    state["url"] = f"redis://127.0.0.1:{port}/0"
-    restart.url = state["url"]  # type: ignore[attr-defined]
-    yield restart
-    state["proc"].terminate()
-    state["proc"].wait(10)
-
-
-def _pings(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port).ping())
-    except redis.RedisError:
-        return False
-
-
-def test_worker_survives_a_redis_restart(own_redis: Any) -> None:
-    queue = bullpy.Queue("restart-q", own_redis.url)
+def test_worker_survives_a_redis_restart(make_redis_server: Callable[..., Any]) -> None:
+    server = make_redis_server(appendonly=True)
+    queue = bullpy.Queue("restart-q", server.url())
     errors: list[BaseException] = []
     queue.on("error", errors.append)
     worker = Worker(queue, lambda job: job.data["n"]).start()
     try:
         first = [queue.add({"n": i}) for i in range(5)]
         wait_until(lambda: queue.get_completed_count() == 5)
-        own_redis()  # restart: connections drop; AOF keeps the data
+        server.restart()  # connections drop; AOF keeps the data
         wait_until(lambda: _safe(lambda: queue.get_completed_count()) == 5, 10)
         later = [queue.add({"n": i}) for i in range(5, 10)]
         wait_until(lambda: _safe(lambda: queue.get_completed_count()) == 10, 20)
