@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import redis as _redis
 
 from .errors import BullError
-from .job import now_ms
+from .utils import now_ms
 
 if TYPE_CHECKING:
     from .job import Job

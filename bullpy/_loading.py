@@ -33,7 +33,7 @@ from redis.retry import Retry
 
 from . import _sentinel
 from .errors import FrameLoadInterrupted, RedisAuthenticationFailed, RedisRefused
-from .job import now_ms
+from .utils import now_ms
 from .retry import DEFAULT_POLICY, RetryPolicy, as_error, gave_up, is_transient
 
 if TYPE_CHECKING:

@@ -43,7 +43,7 @@ import redis as _redis
 from . import connection
 from ._core.keys import QUEUE_KEY_SUFFIXES, RESERVED_ID_PREFIXES
 from ._core.scripts import glob_escape
-from .job import now_ms
+from .utils import now_ms
 from .queue import Queue
 
 __all__ = ["MISSING_HANDLER", "DoctorReport", "Finding", "Severity", "diagnose"]

@@ -9,6 +9,12 @@ The tree::
     │   ├── JobNotInState                     -3  the job is not in the state the operation needs
     │   ├── JobLocked                         the job is locked by a worker (remove, retry)
     │   └── LockMismatch                      -6  the lock is held by another worker's token
+    ├── JobTimeout (TimeoutError)             a handler ran past the job's ``timeout`` (Node's message)
+    ├── MissingHandler (LookupError)          a worker has no handler for a job's name (Node's message)
+    ├── UnknownBackoff (ValueError)           a job names a backoff type no strategy handles
+    ├── FrameError (ValueError)               a campaign frame is not valid; names the rows
+    ├── ExportFormatError (ValueError)        an export file is malformed, truncated or altered
+    ├── ImportConflict                        imported job ids already exist in the target queue
     ├── QueueNotPaused                        obliterate on a queue that is not paused
     ├── QueueHasActiveJobs                    obliterate without force while jobs are active
     ├── RedisUnavailable (ConnectionError)    a configured Redis cannot be reached (names host, never the password)
@@ -27,6 +33,9 @@ redis-py error stays reachable as ``__cause__``; no message ever carries a passw
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class BullError(Exception):
@@ -141,6 +150,66 @@ class FrameLoadInterrupted(BullError):
         self.written = written
         self.uncertain = uncertain
         self.total = total
+
+
+class JobTimeout(BullError, TimeoutError):
+    """A handler ran past the job's ``timeout`` option (Node's p-timeout message)."""
+
+    def __init__(self, ms: int) -> None:
+        super().__init__(f"Promise timed out after {ms} milliseconds")
+
+
+class MissingHandler(BullError, LookupError):
+    """No handler for the job's name and no ``*`` catch-all (Node's message)."""
+
+
+class UnknownBackoff(BullError, ValueError):
+    """The job names a backoff type that neither Bull nor this worker's strategies know."""
+
+
+_ROWS_SHOWN = 10  # offending rows a FrameError message lists; ``rows`` holds them all
+
+
+class FrameError(BullError, ValueError):
+    """A campaign frame is not valid; ``rows`` holds the offending row labels."""
+
+    def __init__(self, message: str, rows: Sequence[Any] = ()) -> None:
+        shown = list(rows)[:_ROWS_SHOWN]
+        more = f" and {len(rows) - _ROWS_SHOWN} more" if len(rows) > _ROWS_SHOWN else ""
+        super().__init__(f"{message}" + (f" (rows {shown}{more})" if rows else ""))
+        self.rows = list(rows)
+
+
+class ExportFormatError(BullError, ValueError):
+    """An export file is malformed, truncated, altered or of another version; nothing was written."""
+
+    def __init__(self, message: str, *, source: str = "", record: int | None = None, offset: int | None = None) -> None:
+        where = []
+        if record is not None:
+            where.append(f"record {record}")
+        if offset is not None:
+            where.append(f"byte {offset}")
+        place = f" ({', '.join(where)})" if where else ""
+        super().__init__(f"{source or 'export'}{place}: {message}")
+        self.source, self.record, self.offset = source, record, offset
+
+
+_IDS_SHOWN = 20  # conflicting ids an ImportConflict message lists; ``ids`` holds them all
+
+
+class ImportConflict(BullError):
+    """Job ids being imported already exist in the target queue (with ``on_conflict="error"``)."""
+
+    def __init__(self, target: str, count: int, ids: Sequence[str], written: int = 0) -> None:
+        shown = ", ".join(repr(i) for i in ids[:_IDS_SHOWN]) + (", ..." if count > len(ids[:_IDS_SHOWN]) else "")
+        if written:
+            outcome = (f"{written} jobs had been written by then (the batch with the conflict was not); "
+                       "run again with on_conflict='skip' to complete the import")
+        else:
+            outcome = "nothing was written"
+        super().__init__(f"{count} job id{'s' if count != 1 else ''} already exist in {target}: {shown}; {outcome} "
+                         "(use on_conflict='skip' to keep the target's jobs or 'replace' to overwrite them)")
+        self.target, self.count, self.ids, self.written = target, count, list(ids), written
 
 
 class MissingDependency(BullError, ImportError):

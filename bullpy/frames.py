@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._loading import ChunkWriter
-from .errors import FrameLoadInterrupted, MissingDependency  # noqa: F401 (FrameLoadInterrupted: part of this module's API)
-from .job import now_ms
+from .errors import FrameError, FrameLoadInterrupted, MissingDependency  # noqa: F401 (FrameError, FrameLoadInterrupted: part of this module's API)
+from .utils import now_ms
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -37,17 +37,6 @@ ALL_STATES = ("waiting", "paused", "active", "delayed", "completed", "failed")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(ms|s|sec|second|m|min|minute|h|hour|d|day)\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "sec": 1000, "second": 1000, "m": 60_000, "min": 60_000, "minute": 60_000,
             "h": 3_600_000, "hour": 3_600_000, "d": 86_400_000, "day": 86_400_000}
-_ROWS_SHOWN = 10
-
-
-class FrameError(ValueError):
-    """A campaign frame is not valid; ``rows`` holds the offending row labels."""
-
-    def __init__(self, message: str, rows: Sequence[Any] = ()) -> None:
-        shown = list(rows)[:_ROWS_SHOWN]
-        more = f" and {len(rows) - _ROWS_SHOWN} more" if len(rows) > _ROWS_SHOWN else ""
-        super().__init__(f"{message}" + (f" (rows {shown}{more})" if rows else ""))
-        self.rows = list(rows)
 
 
 def parse_rate(rate: str | float | None) -> float | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +10,10 @@ from ._core import scripts
 from ._core.codec import JobRecord, parse_job_hash, to_json
 from ._core.keys import JobState
 from .errors import JobLocked, JobNotFound, JobNotInState
+from .utils import now_ms
 
 if TYPE_CHECKING:
     from .queue import Queue
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Job:

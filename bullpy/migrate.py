@@ -71,7 +71,7 @@ from redis.exceptions import WatchError
 
 from . import connection
 from .errors import MissingDependency, RedisUnavailable
-from .job import now_ms
+from .utils import now_ms, text as _text
 from .queue import Queue
 
 __all__ = ["MIGRATABLE_STATES", "PRIORITY_LIMIT", "MigrationSummary", "SkippedJob", "migrate_to_bullmq"]
@@ -412,10 +412,6 @@ def _iteration_key(job: Any) -> str | None:
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 

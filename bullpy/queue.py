@@ -24,10 +24,11 @@ from ._core.cluster import check_one_slot
 from ._core.codec import JobRecord, js_number_str, parse_job_hash
 from ._core.keys import STATE_KEYS, QueueKeys, check_queue_name
 from ._core.options import JobOptions
-from ._core.scripts import text as _text
+from ._core.codec import text as _text
 from ._facade import ScriptRunner
 from .errors import QueueHasActiveJobs, QueueNotPaused
-from .job import Job, now_ms
+from .job import Job
+from .utils import now_ms
 
 #: getJobCounts' default types, in Node's order.
 DEFAULT_COUNT_TYPES = ("waiting", "active", "completed", "failed", "delayed", "paused")

@@ -55,10 +55,10 @@ from . import connection
 from ._core import scripts as _scripts
 from ._core.keys import QueueKeys, check_job_id
 from ._core.scripts import Call
-from ._core.scripts import text as _text
 from ._facade import ScriptRunner
-from .errors import BullError
-from .job import now_ms
+from .errors import ExportFormatError, ImportConflict
+from .utils import now_ms
+from .utils import text as _text
 from .queue import Queue
 from .retry import RetryingRunner, RetryPolicy
 from .retry import call as call_with_retry
@@ -115,37 +115,6 @@ _MAX_RECORD: Final = 1024 * 1024 * 1024  # a job hash may hold values up to Redi
 # claim gigabytes. Arrays hold hash fields and log rows; maps are records (a few keys each).
 _MAX_ITEMS: Final = 4_000_000
 _MAX_KEYS: Final = 64
-
-
-# --- errors ----------------------------------------------------------------------------------------------
-
-class ExportFormatError(BullError, ValueError):
-    """An export file is malformed, truncated, altered or of another version; nothing was written."""
-
-    def __init__(self, message: str, *, source: str = "", record: int | None = None, offset: int | None = None) -> None:
-        where = []
-        if record is not None:
-            where.append(f"record {record}")
-        if offset is not None:
-            where.append(f"byte {offset}")
-        place = f" ({', '.join(where)})" if where else ""
-        super().__init__(f"{source or 'export'}{place}: {message}")
-        self.source, self.record, self.offset = source, record, offset
-
-
-class ImportConflict(BullError):
-    """Job ids being imported already exist in the target queue (with ``on_conflict="error"``)."""
-
-    def __init__(self, target: str, count: int, ids: Sequence[str], written: int = 0) -> None:
-        shown = ", ".join(repr(i) for i in ids[:_MAX_REPORTED]) + (", ..." if count > len(ids[:_MAX_REPORTED]) else "")
-        if written:
-            outcome = (f"{written} jobs had been written by then (the batch with the conflict was not); "
-                       "run again with on_conflict='skip' to complete the import")
-        else:
-            outcome = "nothing was written"
-        super().__init__(f"{count} job id{'s' if count != 1 else ''} already exist in {target}: {shown}; {outcome} "
-                         "(use on_conflict='skip' to keep the target's jobs or 'replace' to overwrite them)")
-        self.target, self.count, self.ids, self.written = target, count, list(ids), written
 
 
 # --- records ---------------------------------------------------------------------------------------------

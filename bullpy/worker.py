@@ -36,8 +36,9 @@ from ._core import scripts
 from ._core.codec import parse_job_hash, to_json
 from ._core.work import BackoffStrategy, completed_payload, failed_attempt, keep_jobs
 from .connection import as_bull_error
-from .errors import RedisAuthenticationFailed, RedisPermissionDenied, RedisReadOnly, RedisUnavailable
-from .job import Job, now_ms
+from .errors import JobTimeout, MissingHandler, RedisAuthenticationFailed, RedisPermissionDenied, RedisReadOnly, RedisUnavailable
+from .job import Job
+from .utils import now_ms
 from .queue import Queue
 
 Handler = Callable[[Job], Any]
@@ -51,17 +52,6 @@ class _Outcome:
     call: scripts.Call[Any]
     event: str
     arg: Any
-
-
-class JobTimeout(TimeoutError):
-    """A handler ran past the job's ``timeout`` option (Node's p-timeout message)."""
-
-    def __init__(self, ms: int) -> None:
-        super().__init__(f"Promise timed out after {ms} milliseconds")
-
-
-class MissingHandler(LookupError):
-    """No handler for the job's name and no ``*`` catch-all (Node's message)."""
 
 
 class Worker:

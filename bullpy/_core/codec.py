@@ -559,8 +559,10 @@ class JobRecord:
         return out
 
 
-def _text(v: bytes | str) -> str:
-    return v if isinstance(v, str) else v.decode("utf-8", "replace")
+def text(value: Any) -> str:
+    """A reply item as str, whether the client decodes replies or not; bytes that are not UTF-8 are replaced,
+    never fatal (another program may have written them)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 # An HGETALL reply: bytes from a plain redis-py client, str with decode_responses=True. (Mapping keys are
@@ -579,7 +581,7 @@ def parse_job_hash(job_id: str, fields: HashFields, now_ms: int) -> JobRecord:
         ValueError: where Node's ``fromJSON`` throws: ``opts`` not JSON or JSON ``null``, ``data`` not JSON
             (without ``preventParsingData``).
     """
-    h = {_text(k): _text(v) for k, v in fields.items()}
+    h = {text(k): text(v) for k, v in fields.items()}
 
     # json.opts || '{}': an empty field counts as missing.
     try:

@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any, Generic, TypeVar
 
 from ..errors import error_for_code
+from .codec import text
 from .keys import QueueKeys
 
 T = TypeVar("T")
@@ -49,11 +50,6 @@ class Call(Generic[T]):
     keys: list[str]
     args: list[str]
     parse: Callable[[Any], T]
-
-
-def text(value: Any) -> str:
-    """A reply item as str, whether the client decodes replies or not (users may pass either kind)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _int(reply: Any) -> int:

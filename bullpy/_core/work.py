@@ -12,14 +12,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .codec import JobRecord, delayed_score, js_parse_int, to_json
+from ..errors import UnknownBackoff
 from .scripts import FailedAttempt, KeepJobs
 
 #: A custom backoff strategy: (attempts_made, error, options) -> delay ms, 0/None to retry now, -1 to stop.
 BackoffStrategy = Callable[[int, BaseException, Any], "int | float | None"]
-
-
-class UnknownBackoff(ValueError):
-    """The job names a backoff type that neither Bull nor this worker's strategies know."""
 
 
 def keep_jobs(option: Any) -> KeepJobs:

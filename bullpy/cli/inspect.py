@@ -12,8 +12,9 @@ from typing import Any
 import click
 
 from .. import connection
-from .._core.scripts import text
-from ..job import Job, now_ms
+from ..utils import text
+from ..job import Job
+from ..utils import now_ms
 from ..queue import DEFAULT_COUNT_TYPES, Queue, find_queues
 from . import main
 from ._common import (

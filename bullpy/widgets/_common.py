@@ -11,7 +11,7 @@ import redis as _redis
 
 from .. import connection
 from ..errors import MissingDependency
-from ..job import now_ms
+from ..utils import now_ms
 from ..queue import Queue, find_queues  # noqa: F401 (find_queues: part of this package's API)
 
 try:
