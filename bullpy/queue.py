@@ -27,6 +27,7 @@ from ._core.options import JobOptions
 from ._core.codec import text as _text
 from ._facade import ScriptRunner
 from .errors import QueueHasActiveJobs, QueueNotPaused
+from .server import Server
 from .job import Job
 from .utils import now_ms
 
@@ -100,6 +101,11 @@ class Queue:
         self._emitter = events.Emitter()
         self._global: events.GlobalListener | None = None
         self._workers: list[Any] = []
+
+    @property
+    def server(self) -> Server:
+        """The Redis server (and db) this queue lives on: where it is, its INFO and settings, its clients."""
+        return Server(self.client)
 
     # --- plumbing ---------------------------------------------------------------------------------------
     def _run(self, call: scripts.Call[Any]) -> Any:
@@ -463,21 +469,9 @@ class Queue:
         finds it only by luck.
         """
         wanted = self.keys.worker_name
-        clients: list[dict[str, Any]] = []
-        with connection.unavailable_as_error(self.client):
-            try:
-                for node in _cluster.masters(self.client):
-                    clients.extend(node.client_list())
-            except _redis.ResponseError:
-                return []  # servers or proxies without CLIENT LIST
-        workers = []
-        for entry in clients:
-            name = _text(entry.get("name", ""))
-            # Exact match: Node's prefix match would also count workers of queues whose base64 name
-            # starts the same (queue "abc" listing workers of "abcd").
-            if name == wanted:
-                workers.append({**{k: _text(v) for k, v in entry.items()}, "name": self.name})
-        return workers
+        # Exact match: Node's prefix match would also count workers of queues whose base64 name starts the
+        # same (queue "abc" listing workers of "abcd").
+        return [{**entry, "name": self.name} for entry in self.server.client_list() if entry.get("name") == wanted]
 
     # --- management -------------------------------------------------------------------------------------
     def pause(self) -> None:
