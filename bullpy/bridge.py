@@ -1,31 +1,102 @@
-"""Start the Node side from Python: bridge/worker.js, the WhatsApp sender worker (dry-run by default),
-on the same Redis, queue and prefix as a bullpy Queue. Used by ``bullpy demo`` and the notebooks."""
+"""Start the Node side from Python: worker.js, the WhatsApp sender worker (dry-run by default), on the same
+Redis, queue and prefix as a bullpy Queue. Used by ``bullpy demo`` and the notebooks.
+
+The Node side is the checkout's ``bridge/`` when bullpy runs from a source tree; an installed bullpy ships a
+copy (``bullpy/_bridge``: package.json, package-lock.json, worker.js, lib/), which on first use is copied to
+bullpy's data dir (``$BULLPY_HOME``), where ``npm ci`` installs its packages once. Needs Node.js >= 18.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from . import connection
 from .queue import Queue
 
+_HERE = Path(__file__).resolve().parent
+_PACKAGED = _HERE / "_bridge"  # the copy inside the wheel
+_CHECKOUT = _HERE.parent / "bridge"  # a source tree's bridge/
+_READY = ".bullpy-installed"  # written in an unpacked copy once npm ci has succeeded
+
+
+def node_executable() -> str:
+    """The ``node`` on the PATH, checked to be Node.js 18 or newer."""
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("the Node Bull worker needs Node.js >= 18 (node and npm on the PATH): install it, then retry")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    major = version.lstrip("v").split(".")[0]
+    if major.isdigit() and int(major) < 18:
+        raise RuntimeError(f"the Node Bull worker needs Node.js >= 18, {node} is {version}: upgrade it, then retry")
+    return node
+
 
 def find_bridge(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """bridge/ given, in the current folder or a parent, or beside the package (a source checkout)."""
+    """The folder with worker.js and its Node packages installed (running ``npm ci`` there when needed).
+
+    ``explicit`` if given, else the checkout's bridge/ (a source tree), else the packaged copy, unpacked
+    into bullpy's data dir on first use.
+    """
     if explicit:
-        candidates = [Path(explicit)]
+        path = Path(explicit)
+        if not (path / "worker.js").is_file():
+            raise FileNotFoundError(f"{path / 'worker.js'} not found: pass the bridge/ folder of a bullpy checkout")
+    elif (_CHECKOUT / "worker.js").is_file() and (_HERE.parent / "pyproject.toml").is_file():
+        path = _CHECKOUT
     else:
-        here = Path.cwd()
-        candidates = [p / "bridge" for p in (here, *here.parents)] + [Path(__file__).resolve().parent.parent / "bridge"]
-    for path in candidates:
-        if (path / "worker.js").is_file():
-            return path
-    raise FileNotFoundError("bridge/worker.js not found: run from the bullpy checkout or pass bridge=PATH")
+        return _unpacked()
+    if not (path / "node_modules" / "bull").is_dir():
+        _npm_ci(path, path)
+    return path
+
+
+def _unpacked() -> Path:
+    files = sorted(p for p in _PACKAGED.rglob("*") if p.is_file())
+    if not any(p.name == "worker.js" for p in files):
+        raise FileNotFoundError(f"bullpy's Node worker is missing from {_PACKAGED}: reinstall bullpy")
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(_PACKAGED).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    target = connection.data_dir() / f"bridge-{digest.hexdigest()[:12]}"
+    if (target / _READY).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Install beside the target, then rename: a failed or concurrent first use never leaves a half-installed copy.
+    work = Path(tempfile.mkdtemp(prefix=".bridge-", dir=target.parent))
+    try:
+        shutil.copytree(_PACKAGED, work, dirs_exist_ok=True)
+        _npm_ci(work, target)
+        (work / _READY).write_text("npm ci done\n", encoding="utf-8")
+        try:
+            work.rename(target)
+        except OSError:  # target exists: another process's finished copy, else a leftover to replace
+            if not (target / _READY).is_file():
+                shutil.rmtree(target)
+                work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _npm_ci(folder: Path, shown: Path) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(f"installing the Node worker's packages in {shown} needs npm (it comes with Node.js >= 18): "
+                           "install it, then retry")
+    print(f"bullpy: installing the Node worker's packages (npm ci) in {shown} (first use only)", file=sys.stderr)
+    run = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=folder, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        print(run.stdout + run.stderr, file=sys.stderr, end="")
+        errors = [line for line in run.stderr.splitlines() if line.strip()]
+        raise RuntimeError(f"npm ci failed in {shown} (exit {run.returncode}): {errors[0] if errors else 'see its output above'}")
 
 
 class NodeWorker:
@@ -36,12 +107,8 @@ class NodeWorker:
 
     def __init__(self, queue: Queue, *, bridge: str | os.PathLike[str] | None = None, dry_run_log: str | os.PathLike[str],
                  concurrency: int = 1, exit_when_drained: bool = False, env: dict[str, str] | None = None) -> None:
-        node = shutil.which("node")
-        if node is None:
-            raise RuntimeError("Node.js is needed to run the Bull worker: install node, then retry")
+        node = node_executable()
         self.bridge = find_bridge(bridge)
-        if not (self.bridge / "node_modules" / "bull").is_dir():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=self.bridge, check=True, stdout=sys.stderr)
         self.log = Path(dry_run_log)
         environ = {
             **os.environ,

@@ -1,19 +1,19 @@
 """The end-to-end demo behind ``bullpy demo``: a small WhatsApp campaign queued from Python and sent by
 the unchanged Node worker (bridge/worker.js, dry-run sender) on the same Redis.
 
-With no Redis configured this runs on the embedded server, so a new user needs nothing but Node.js.
+With no Redis configured this runs on the embedded server, so a new user needs nothing but Node.js (>= 18);
+an installed bullpy runs ``npm ci`` for the worker on first use (``bullpy.bridge``).
 """
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from . import connection
-from .bridge import NodeWorker
+from .bridge import NodeWorker, find_bridge, node_executable
 from .queue import Queue
 
 CAMPAIGN = [
@@ -35,8 +35,11 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> int:
     """Queue the campaign, run the Node worker until the campaign is sent, print what was sent; exit code."""
-    if shutil.which("node") is None:
-        echo("bullpy demo needs Node.js (the Bull worker is the real Node one): install node, then retry")
+    try:  # before queuing anything: Node.js, and the worker's packages (npm ci on an installed bullpy's first use)
+        node_executable()
+        bridge_dir = find_bridge(bridge)
+    except (RuntimeError, FileNotFoundError) as exc:
+        echo(f"bullpy demo: {exc}")
         return 2
     queue = Queue(queue_name, redis, prefix=prefix)
     echo(f"queue {prefix}:{queue_name} on {connection.describe(queue.client)}")
@@ -50,15 +53,15 @@ def run_demo(
     ids = [job.id for job in jobs]
     echo(f"queued {len(jobs)} messages: jobs {', '.join(ids)}")
     echo("starting the Node Bull worker (bridge/worker.js, dry-run sender)")
-    with tempfile.TemporaryDirectory(prefix="bullpy-demo-") as tmp:
-        with NodeWorker(queue, bridge=bridge, dry_run_log=Path(tmp) / "sent.jsonl") as worker:
-            deadline = time.monotonic() + timeout
-            while sum(1 for s in queue.get_states(ids).values() if s in ("completed", "failed")) < len(ids):
-                if time.monotonic() > deadline:
-                    echo("timed out waiting for the Node worker")
-                    return 1
-                time.sleep(0.2)
-            sent = {str(s.get("jobId")): s for s in worker.sent()}
+    with (tempfile.TemporaryDirectory(prefix="bullpy-demo-") as tmp,
+          NodeWorker(queue, bridge=bridge_dir, dry_run_log=Path(tmp) / "sent.jsonl") as worker):
+        deadline = time.monotonic() + timeout
+        while sum(1 for s in queue.get_states(ids).values() if s in ("completed", "failed")) < len(ids):
+            if time.monotonic() > deadline:
+                echo("timed out waiting for the Node worker")
+                return 1
+            time.sleep(0.2)
+        sent = {str(s.get("jobId")): s for s in worker.sent()}
 
     echo("")
     echo(f"{'job':>5}  {'state':<10} {'to':<22} {'messageId':<28} message")
@@ -67,7 +70,7 @@ def run_demo(
         result = job.returnvalue if isinstance(job.returnvalue, dict) else {}
         ok = ok and bool(result.get("success")) and job.id in sent
         echo(f"{job.id:>5}  {job.get_state().value:<10} {sent.get(job.id, {}).get('to', ''):<22} "
-             f"{str(result.get('messageId', '')):<28} {job.data['message']}")
+             f"{result.get('messageId', '')!s:<28} {job.data['message']}")
     echo("")
     echo("counts: " + ", ".join(f"{k} {v}" for k, v in queue.get_job_counts().items()))
     queue.close()
