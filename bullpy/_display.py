@@ -113,9 +113,7 @@ def queue_title(queue: Queue) -> str:
 
 def queue_html(queue: Queue) -> str:
     """Counts per state, paused flag and workers: what evaluating ``queue`` in a cell shows."""
-    from .connection import describe
-
-    where = f"<span style='{MUTED}'> on {esc(describe(queue.client))}</span>"
+    where = f"<span style='{MUTED}'> on {esc(queue.server.describe())}</span>"
     try:
         counts = queue.get_job_counts()
         paused = queue.is_paused()

@@ -18,14 +18,11 @@ from typing import Any, TypeVar
 import click
 
 from .. import connection
-from .._core.scripts import glob_escape
 from ..queue import Queue
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 FORMATS = ("table", "json", "csv")
-_QUEUE_KEYS = ("id", "wait", "active", "paused", "delayed", "completed", "failed", "meta-paused", "repeat",
-               "stalled-check")
 
 
 @dataclass
@@ -59,7 +56,8 @@ class Settings:
 
 def settings(ctx: click.Context) -> Settings:
     obj = ctx.find_object(Settings)
-    assert obj is not None, "the bullpy group sets ctx.obj"
+    if obj is None:
+        raise RuntimeError("bullpy's commands run under the bullpy group, which sets ctx.obj")
     return obj
 
 
@@ -79,14 +77,9 @@ def open_queue(ctx: click.Context, name: str, *, must_exist: bool = True, prefix
 
 def require_queue(queue: Queue) -> None:
     """No key under ``prefix:name:`` means a typo or the wrong Redis: say so instead of showing zeros."""
-    with connection.unavailable_as_error(queue.client):
-        # One round trip for any real queue: Bull's add increments `id` even for custom job ids, and
-        # the state keys exist while jobs do. Only a queue with none of them costs a SCAN.
-        found = queue.client.exists(*(queue.keys(k) for k in _QUEUE_KEYS)) or next(
-            iter(queue.client.scan_iter(glob_escape(queue.keys.base) + "*", count=1000)), None)
-    if not found:
+    if not queue.exists():
         raise click.ClickException(
-            f"no queue {queue.name!r} under prefix {queue.prefix!r} on {connection.describe(queue.client)}"
+            f"no queue {queue.name!r} under prefix {queue.prefix!r} on {queue.server.describe()}"
             " (check --redis, --prefix and the name; `bullpy queues` lists what is there)"
         )
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from .. import retry as _retry
-from .._core.options import CAMEL
 from ..errors import BullError
 from ..queue import CLEAN_STATES
+from ..retry import DEFAULT_POLICY
+from ..utils import option_keyword
 from . import main
 from ._common import (
     confirm,
@@ -29,8 +29,6 @@ from ._common import (
     split_ids,
     yes_option,
 )
-
-_SNAKE = {camel: snake for snake, camel in CAMEL.items()}
 
 
 def _keep(value: str | None, option: str) -> bool | int | None:
@@ -97,7 +95,7 @@ def add(ctx: click.Context, queue_name: str, data_json: str, name: str | None, j
         extra = parse_json(opts_json, "--opts")
         if not isinstance(extra, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--opts")
-        options.update({_SNAKE.get(str(k), str(k)): v for k, v in extra.items()})
+        options.update({option_keyword(str(k)): v for k, v in extra.items()})
     given = {
         "job_id": job_id, "delay": _ms_option(delay, "--delay"), "priority": priority, "attempts": attempts,
         "backoff": _backoff(backoff), "lifo": lifo, "timeout": _ms_option(timeout, "--timeout"),
@@ -318,13 +316,12 @@ def clean(ctx: click.Context, queue_name: str, state: str, grace: str, limit: in
     queue = open_queue(ctx, queue_name)
     # Bull's clean removes what still matches when run again, so a run cut by a Redis restart or failover is
     # retried (bullpy.retry); the count then covers the final run only.
-    matching = _retry.call(lambda: queue.clean(grace_ms, state, limit, dry_run=True), client=queue.client,
-                          what="clean")
+    matching = queue.clean(grace_ms, state, limit, dry_run=True, retry=DEFAULT_POLICY)
     if dry_run or not matching:
         emit_record(ctx, {"queue": queue.name, "state": state, "would_remove": len(matching), "dry_run": dry_run})
         return
     confirm(ctx, f"remove {len(matching)} {state} jobs older than {grace} from queue {queue.name!r}", yes=yes)
-    removed = _retry.call(lambda: queue.clean(grace_ms, state, limit), client=queue.client, what="clean")
+    removed = queue.clean(grace_ms, state, limit, retry=DEFAULT_POLICY)
     emit_record(ctx, {"queue": queue.name, "state": state, "removed": len(removed)})
 
 

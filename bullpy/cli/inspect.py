@@ -12,10 +12,9 @@ from typing import Any
 import click
 
 from .. import connection
-from ..utils import text
 from ..job import Job
-from ..utils import now_ms
 from ..queue import DEFAULT_COUNT_TYPES, Queue, find_queues
+from ..utils import now_ms
 from . import main
 from ._common import (
     clock,
@@ -43,12 +42,16 @@ def queues(ctx: click.Context) -> None:
     prefix = opts.prefix
     source: Any
     if opts.is_cluster(opts.redis):
-        # No probe queue here: a cluster queue needs a hash tag, which names like {message-queue} carry.
         source = connection.resolve_cluster(opts.redis)
+        names = find_queues(source, prefix)
     else:
-        source = open_queue(ctx, "_", must_exist=False).client
+        try:
+            source = connection.resolve(opts.redis)  # one connection, shared by every queue listed
+            names = find_queues(source, prefix)
+        except (ValueError, TypeError) as exc:  # a bad URL or prefix: reported as open_queue reports it
+            raise click.BadParameter(str(exc), param_hint="QUEUE") from None
     rows = []
-    for name in find_queues(source, prefix):
+    for name in names:
         try:
             queue = Queue(name, source, prefix=prefix)
         except ValueError as exc:  # on a cluster: an id key without a hash tag, not a working Bull queue
@@ -161,9 +164,8 @@ def job(ctx: click.Context, queue_name: str, job_id: str) -> None:
     if found is None:
         raise click.ClickException(f"no job {job_id!r} in queue {queue.name!r}")
     logs = queue.get_job_logs(job_id)
-    lock = queue.client.get(queue.keys.lock(job_id))
     record = {**found.to_dict(), "state": str(found.get_state()),
-              "lock_owner": text(lock) if lock is not None else None, "logs": logs.logs}
+              "lock_owner": queue.get_lock_owner(job_id), "logs": logs.logs}
     emit_record(ctx, record, title=f"job {job_id} of {queue.name}")
 
 

@@ -5,8 +5,7 @@
 * ``CampaignMonitor(queue, result_frame)``: how far an ``add_frame`` campaign has got;
 * ``find_queues(redis, prefix)``: the queue names under a prefix.
 
-An optional layer on bullpy's public API: it reads Redis directly only where no Queue method exists
-(Bull's metrics keys, ``CONFIG GET maxmemory-policy``, SCAN for queue names).
+An optional layer on bullpy's public API only (``Queue``, ``queue.server``, ``find_queues``).
 """
 
 from ._common import eviction_policy, find_queues

@@ -1,4 +1,4 @@
-"""What the widgets share: the ipywidgets import, background refresh, and raw reads with no Queue API."""
+"""What the widgets share: the ipywidgets import, background refresh, and reading metrics and settings."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any, Protocol
 
 import redis as _redis
 
-from .. import connection
 from ..errors import MissingDependency
+from ..queue import Queue, find_queues  # find_queues: part of this package's API
+from ..server import Server
 from ..utils import now_ms
-from ..queue import Queue, find_queues  # noqa: F401 (find_queues: part of this package's API)
 
 try:
     import ipywidgets as W
@@ -98,48 +98,24 @@ def queues_of(queue_or_queues: Queue | Iterable[Queue]) -> list[Queue]:
     return queues
 
 
-def eviction_policy(client: _redis.Redis) -> str | None:
-    """Redis's ``maxmemory-policy``, or None when the server will not say.
-
-    ``INFO memory`` first: managed services that rename or forbid CONFIG usually still answer it;
-    then ``CONFIG GET``. None when both are refused (ACL, renamed commands).
-    """
-    try:
-        info = client.info("memory")
-    except _redis.ResponseError:
-        info = {}
-    policy = info.get("maxmemory_policy") if isinstance(info, dict) else None
-    if policy is None:
-        try:
-            reply = client.config_get("maxmemory-policy")
-        except _redis.ResponseError:  # unknown (renamed) command, NOPERM, or a service that hides CONFIG
-            return None
-        policy = reply.get("maxmemory-policy") if isinstance(reply, dict) else None
-    if isinstance(policy, bytes):
-        policy = policy.decode()
-    return policy if isinstance(policy, str) and policy else None
+def eviction_policy(redis: Queue | Server | _redis.Redis) -> str | None:
+    """Redis's ``maxmemory-policy`` where a queue (or a server, or a client) lives, or None when the server
+    will not say: ``Server.eviction_policy``."""
+    if isinstance(redis, Queue):
+        return redis.server.eviction_policy()
+    return (redis if isinstance(redis, Server) else Server(redis)).eviction_policy()
 
 
 def read_metrics(queue: Queue, points: int) -> dict[str, tuple[dict[str, int], list[int]] | None]:
-    """Bull's per-minute metrics of ``completed`` and ``failed`` (``queue.getMetrics`` in Node), in one
-    round trip: ``{type: (meta, data)}`` with data newest first, or None where the keys do not exist
-    (only workers started with ``metrics: {maxDataPoints}`` write them)."""
-    out: dict[str, tuple[dict[str, int], list[int]] | None] = {}
-    kinds = ("completed", "failed")
-    with connection.unavailable_as_error(queue.client), queue.client.pipeline(transaction=False) as pipe:
-        for kind in kinds:
-            key = queue.keys(f"metrics:{kind}")
-            pipe.hmget(key, "count", "prevTS", "prevCount")
-            pipe.lrange(f"{key}:data", 0, max(points - 1, 0))
-        replies = pipe.execute()
-    for i, kind in enumerate(kinds):
-        meta, data = replies[2 * i], replies[2 * i + 1]
-        if meta[1] is None and not data:
-            out[kind] = None
-            continue
-        fields = {name: int(value or 0) for name, value in zip(("count", "prevTS", "prevCount"), meta)}
-        out[kind] = (fields, [int(x) for x in data])
-    return out
+    """Bull's per-minute metrics of ``completed`` and ``failed`` (``queue.get_metrics_by_types``, one round
+    trip) as ``metrics_per_minute`` takes them: ``{type: (meta, data)}`` with data newest first, or None where
+    the keys do not exist (only workers started with ``metrics: {maxDataPoints}`` write them)."""
+    found = queue.get_metrics_by_types(("completed", "failed"), 0, max(points - 1, 0))
+    return {
+        kind: None if not m.prev_ts and not m.data
+        else ({"count": m.count, "prevTS": m.prev_ts, "prevCount": m.prev_count}, m.data)
+        for kind, m in found.items()
+    }
 
 
 def metrics_per_minute(meta: dict[str, int], data: list[int], now: int, minutes: int) -> list[int]:

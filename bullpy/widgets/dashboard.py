@@ -15,7 +15,6 @@ from ._common import (
     RefreshingBox,
     W,
     check_interval,
-    eviction_policy,
     metrics_per_minute,
     now_ms,
     queues_of,
@@ -180,7 +179,7 @@ class QueueDashboard(RefreshingBox):
         self.refreshes = 0
         self.error: BaseException | None = None
         self.policies: dict[str, str | None] = {}
-        self._policy_checked: dict[int, tuple[int, str | None]] = {}
+        self._policy_checked: dict[str, tuple[int, str | None]] = {}
         self._lock = threading.Lock()
         self._hidden = False
         super().__init__([
@@ -222,17 +221,18 @@ class QueueDashboard(RefreshingBox):
 
     def _check_policies(self) -> None:
         now = now_ms()
-        seen: set[int] = set()
+        seen: set[str] = set()
         for q in self.queues:
-            key = id(q.client)
-            if key in seen:
+            # Keyed by where the server is (no round trip): the warnings are shown per place anyway.
+            where = _where(q)
+            if where in seen:
                 continue
-            seen.add(key)
-            checked = self._policy_checked.get(key)
+            seen.add(where)
+            checked = self._policy_checked.get(where)
             if checked is None or now - checked[0] > _POLICY_TTL_MS:
-                checked = (now, eviction_policy(q.client))
-                self._policy_checked[key] = checked
-            self.policies[D.esc(_where(q))] = checked[1]
+                checked = (now, q.server.eviction_policy())
+                self._policy_checked[where] = checked
+            self.policies[D.esc(where)] = checked[1]
 
     def _render(self) -> None:
         for panel in self.panels:
@@ -282,6 +282,4 @@ class QueueDashboard(RefreshingBox):
 
 
 def _where(queue: Queue) -> str:
-    from ..connection import describe
-
-    return describe(queue.client)
+    return queue.server.describe()
