@@ -13,13 +13,18 @@ from ._core.options import JobOptions
 from ._core.repeat import RepeatableJob
 from .errors import (
     BullError,
+    ExportFormatError,
+    FrameError,
     FrameLoadInterrupted,
+    ImportConflict,
     JobLocked,
     JobNotFound,
     JobNotInState,
+    JobTimeout,
     LockMismatch,
     LockNotFound,
     MissingDependency,
+    MissingHandler,
     QueueHasActiveJobs,
     QueueNotPaused,
     RedisAuthenticationFailed,
@@ -29,16 +34,22 @@ from .errors import (
     RedisRefused,
     RedisUnavailable,
     ScriptError,
+    UnknownBackoff,
 )
 from .job import Job
 from .queue import JobLogs, Queue, find_queues
 from .retry import RetryPolicy
+from .server import Server
+from .worker import Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BullError",
+    "ExportFormatError",
+    "FrameError",
     "FrameLoadInterrupted",
+    "ImportConflict",
     "Job",
     "JobLocked",
     "JobLogs",
@@ -46,9 +57,11 @@ __all__ = [
     "JobNotInState",
     "JobOptions",
     "JobState",
+    "JobTimeout",
     "LockMismatch",
     "LockNotFound",
     "MissingDependency",
+    "MissingHandler",
     "Queue",
     "QueueHasActiveJobs",
     "QueueNotPaused",
@@ -61,5 +74,8 @@ __all__ = [
     "RepeatableJob",
     "RetryPolicy",
     "ScriptError",
+    "Server",
+    "UnknownBackoff",
+    "Worker",
     "find_queues",
 ]

@@ -33,7 +33,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 import redis as _redis
@@ -150,8 +150,7 @@ def connect(url: str) -> _redis.Redis:
         kwargs["password"] = spec.password
     client: _redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         spec.service, connection_class=_FollowingConnection, **kwargs)
-    pool = client.connection_pool
-    assert isinstance(pool, SentinelConnectionPool)
+    pool = cast(SentinelConnectionPool, client.connection_pool)  # master_for always builds one
     pool.proxy.bullpy_spec = spec  # type: ignore[attr-defined]
     pool.proxy.bullpy_watcher = _Watcher(spec, pool)  # type: ignore[attr-defined]
     return client

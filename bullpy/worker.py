@@ -27,7 +27,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis as _redis
 
@@ -39,7 +39,9 @@ from .connection import as_bull_error
 from .errors import JobTimeout, MissingHandler, RedisAuthenticationFailed, RedisPermissionDenied, RedisReadOnly, RedisUnavailable
 from .job import Job
 from .utils import now_ms
-from .queue import Queue
+
+if TYPE_CHECKING:
+    from .queue import Queue
 
 Handler = Callable[[Job], Any]
 
@@ -289,9 +291,10 @@ class Worker:
     def _shutdown(self) -> None:
         self._closing.set()
         self._wake.set()
-        assert self._pool is not None and self._handler_pool is not None
-        self._pool.shutdown(wait=not self._force)
-        self._handler_pool.shutdown(wait=False)
+        if self._pool is not None:
+            self._pool.shutdown(wait=not self._force)
+        if self._handler_pool is not None:
+            self._handler_pool.shutdown(wait=False)
         for thread in self._threads:
             thread.join(timeout=5)
         if self._loop is not None:
@@ -319,8 +322,7 @@ class Worker:
                 taken = self._fetch()
                 failures = 0
                 if taken is not None:
-                    assert self._pool is not None
-                    self._pool.submit(self._run_one, taken)
+                    cast(concurrent.futures.ThreadPoolExecutor, self._pool).submit(self._run_one, taken)
                     handed_over = True
             except (_redis.ConnectionError, _redis.TimeoutError, RedisUnavailable, RedisReadOnly) as exc:
                 if self._closing.is_set() or self._paused.is_set():
@@ -343,13 +345,13 @@ class Worker:
     def _fetch(self) -> scripts.Taken | None:
         job_id = ""
         if self._drained:
-            assert self._bclient is not None
-            self._bclient_id = int(self._bclient.client_id())
+            bclient = cast(_redis.Redis, self._bclient)  # made in start(), before the fetch loop runs
+            self._bclient_id = int(bclient.client_id())
             self._in_blmove.set()
             try:
                 if self._paused.is_set() or self._closing.is_set():
                     return None
-                moved = self._bclient.blmove(self.keys("wait"), self.keys("active"), self.drain_delay, "RIGHT", "LEFT")
+                moved = bclient.blmove(self.keys("wait"), self.keys("active"), self.drain_delay, "RIGHT", "LEFT")
             finally:
                 self._in_blmove.clear()
             if moved is None:
@@ -467,8 +469,7 @@ class Worker:
                 if taken is None:
                     continue
                 try:
-                    assert self._pool is not None
-                    self._pool.submit(self._run_one, taken)
+                    cast(concurrent.futures.ThreadPoolExecutor, self._pool).submit(self._run_one, taken)
                 except RuntimeError:
                     self._run_one(taken)  # the pool is shutting down: finish this last job here
 
@@ -507,8 +508,7 @@ class Worker:
                 return asyncio.run_coroutine_threadsafe(_await(result), self._event_loop()).result()
             return result
         else:
-            assert self._handler_pool is not None
-            future = self._handler_pool.submit(handler, job)
+            future = cast(concurrent.futures.ThreadPoolExecutor, self._handler_pool).submit(handler, job)
         try:
             return future.result(timeout=None if timeout_ms is None else timeout_ms / 1000)
         except concurrent.futures.TimeoutError:

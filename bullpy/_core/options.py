@@ -14,7 +14,7 @@ import datetime as _dt
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypedDict
+from typing import Any, Final, TypedDict, cast
 
 from . import repeat as _repeat
 from .codec import js_number_str, to_json
@@ -75,7 +75,7 @@ def _int_option(name: str, value: object, minimum: int, maximum: int | None = No
         value = int(value)
     if not _is_int(value):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    assert isinstance(value, int)
+    value = cast(int, value)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
         raise ValueError(f"{name} must be {bound}, got {value}")
@@ -157,8 +157,7 @@ def _debounce(value: object) -> dict[str, Any]:
 
 def _job_id(value: object) -> str | int:
     if _is_int(value):
-        assert isinstance(value, int)
-        return value
+        return cast(int, value)
     if not isinstance(value, str):
         raise TypeError(f"job_id must be a string or an integer, got {type(value).__name__} {value!r}")
     check_job_id(value)

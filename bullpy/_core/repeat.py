@@ -376,8 +376,7 @@ class _Clock:
 
     def offset(self, ms: int) -> int:
         off = datetime.fromtimestamp(ms // 1000, self.zone).utcoffset()
-        assert off is not None
-        return off // _MS
+        return (off or timedelta(0)) // _MS  # an aware datetime always has an offset
 
     def local(self, ms: int) -> _Local:
         dt = datetime.fromtimestamp(ms // 1000, self.zone)
