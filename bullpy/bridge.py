@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import connection
+from .errors import NodeUnavailable
 from .queue import Queue
 
 _HERE = Path(__file__).resolve().parent
@@ -31,11 +32,11 @@ def node_executable() -> str:
     """The ``node`` on the PATH, checked to be Node.js 18 or newer."""
     node = shutil.which("node")
     if node is None:
-        raise RuntimeError("the Node Bull worker needs Node.js >= 18 (node and npm on the PATH): install it, then retry")
+        raise NodeUnavailable("the Node Bull worker needs Node.js >= 18 (node and npm on the PATH): install it, then retry")
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     major = version.lstrip("v").split(".")[0]
     if major.isdigit() and int(major) < 18:
-        raise RuntimeError(f"the Node Bull worker needs Node.js >= 18, {node} is {version}: upgrade it, then retry")
+        raise NodeUnavailable(f"the Node Bull worker needs Node.js >= 18, {node} is {version}: upgrade it, then retry")
     return node
 
 
@@ -89,14 +90,14 @@ def _unpacked() -> Path:
 def _npm_ci(folder: Path, shown: Path) -> None:
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeError(f"installing the Node worker's packages in {shown} needs npm (it comes with Node.js >= 18): "
+        raise NodeUnavailable(f"installing the Node worker's packages in {shown} needs npm (it comes with Node.js >= 18): "
                            "install it, then retry")
     print(f"bullpy: installing the Node worker's packages (npm ci) in {shown} (first use only)", file=sys.stderr)
     run = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=folder, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         print(run.stdout + run.stderr, file=sys.stderr, end="")
         errors = [line for line in run.stderr.splitlines() if line.strip()]
-        raise RuntimeError(f"npm ci failed in {shown} (exit {run.returncode}): {errors[0] if errors else 'see its output above'}")
+        raise NodeUnavailable(f"npm ci failed in {shown} (exit {run.returncode}): {errors[0] if errors else 'see its output above'}")
 
 
 class NodeWorker:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import connection
 from .bridge import NodeWorker, find_bridge, node_executable
+from .errors import NodeUnavailable
 from .queue import Queue
 
 CAMPAIGN = [
@@ -38,7 +39,7 @@ def run_demo(
     try:  # before queuing anything: Node.js, and the worker's packages (npm ci on an installed bullpy's first use)
         node_executable()
         bridge_dir = find_bridge(bridge)
-    except (RuntimeError, FileNotFoundError) as exc:
+    except (NodeUnavailable, FileNotFoundError) as exc:
         echo(f"bullpy demo: {exc}")
         return 2
     queue = Queue(queue_name, redis, prefix=prefix)

@@ -24,7 +24,8 @@ The tree::
     │   │   (PermissionError)
     │   ├── RedisOutOfMemory                  OOM: used memory is above maxmemory and nothing can be evicted
     │   └── RedisReadOnly                     READONLY: connected to a replica, writes go to the primary
-    └── MissingDependency (ImportError)       an optional extra is not installed
+    ├── MissingDependency (ImportError)       an optional extra is not installed
+    └── NodeUnavailable (RuntimeError)        the Node worker (bullpy demo, bullpy.bridge) cannot run here
 
 Bad arguments raise the builtin ``ValueError``/``TypeError`` before anything reaches Redis.
 redis-py's own errors pass through unwrapped unless bullpy can add facts to them: where the server is, which
@@ -219,3 +220,7 @@ class MissingDependency(BullError, ImportError):
         super().__init__(f"{module} is needed for this; install it with: pip install 'bullpy[{extra}]'")
         self.module = module
         self.extra = extra
+
+
+class NodeUnavailable(BullError, RuntimeError):
+    """The Node side (``bullpy demo``, ``bullpy.bridge``) cannot run: no Node.js >= 18, no npm, or npm ci failed."""
