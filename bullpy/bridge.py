@@ -114,7 +114,7 @@ class NodeWorker:
         environ = {
             **os.environ,
             # Carries the password, if any, through the environment only; never printed.
-            "REDIS_URL": connection.url_for(queue.client),
+            "REDIS_URL": queue.server.url(),
             # On a cluster that URL names the queue's master; worker.js starts an ioredis Cluster from it.
             **({"REDIS_CLUSTER": "1"} if queue.cluster is not None else {}),
             "QUEUE_NAME": queue.name,

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import connection
 from .bridge import NodeWorker, find_bridge, node_executable
 from .errors import NodeUnavailable
 from .queue import Queue
@@ -43,7 +42,7 @@ def run_demo(
         echo(f"bullpy demo: {exc}")
         return 2
     queue = Queue(queue_name, redis, prefix=prefix)
-    echo(f"queue {prefix}:{queue_name} on {connection.describe(queue.client)}")
+    echo(f"queue {prefix}:{queue_name} on {queue.server.describe()}")
     jobs = queue.add_bulk(
         {
             "data": {"number": row["number"], "message": row["message"], "delay": 0},
