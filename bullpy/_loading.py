@@ -33,8 +33,8 @@ from redis.retry import Retry
 
 from . import _sentinel
 from .errors import FrameLoadInterrupted, RedisAuthenticationFailed, RedisRefused
-from .utils import now_ms
 from .retry import DEFAULT_POLICY, RetryPolicy, as_error, gave_up, is_transient
+from .utils import now_ms
 
 if TYPE_CHECKING:
     from .queue import Queue
@@ -62,14 +62,13 @@ class ChunkWriter:
     """Writes add_frame's chunks in order; see the module docstring."""
 
     def __init__(self, queue: Queue, *, idempotent: bool, total: int, policy: RetryPolicy | None = None) -> None:
-        from .queue import Queue as _Queue
-
         self.queue = queue
         self.idempotent = idempotent
         self.total = total
         self.policy = policy or DEFAULT_POLICY
         self.client = _twin(queue.client)
-        self._writer = _Queue(queue.name, self.client, prefix=queue.prefix,
+        # The same queue on the twin client (its class, not an import: this module sits below the Queue).
+        self._writer = type(queue)(queue.name, self.client, prefix=queue.prefix,
                               default_job_options=queue.default_job_options,  # type: ignore[arg-type]
                               backoff_strategies=queue.backoff_strategies, local_timezone=queue.local_timezone)
         self.sentinel = _sentinel.is_sentinel(queue.client)

@@ -33,18 +33,19 @@ import functools
 import json
 import shlex
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis as _redis
 
-from . import connection
-from ._core.keys import QUEUE_KEY_SUFFIXES, RESERVED_ID_PREFIXES
-from ._core.scripts import glob_escape
-from .utils import now_ms
+from .errors import RedisRefused, RedisUnavailable
 from .queue import Queue
+from .utils import now_ms, text
+
+if TYPE_CHECKING:
+    from .raw import RawQueue
 
 __all__ = ["MISSING_HANDLER", "DoctorReport", "Finding", "Severity", "diagnose"]
 
@@ -52,10 +53,6 @@ __all__ = ["MISSING_HANDLER", "DoctorReport", "Finding", "Severity", "diagnose"]
 #: ``new Error('Missing process handler for job type ' + job.name)``); bullpy's worker uses the same words.
 MISSING_HANDLER = "Missing process handler for job type "
 
-# Hashes under ``prefix:name:`` that are the queue's own structure, not jobs (protocol §1.2).
-_STRUCTURE_HASHES = frozenset({"meta", "limiter:index", "metrics:completed", "metrics:failed"})
-# Keys that exist for any queue; a job "id" ``a:5`` is really job 5 of queue ``name:a`` when ``name:a:`` has them.
-_QUEUE_MARKERS = ("id", "wait", "active", "completed", "failed", "delayed", "paused", "meta-paused", "repeat")
 _BATCH = 1000
 _SHOWN_IDS = 20
 
@@ -172,18 +169,17 @@ def diagnose(
         raise ValueError(f"max_finished_age_ms must be a non-negative integer or None, got {max_finished_age_ms!r}")
     if not isinstance(recheck_delay, (int, float)) or recheck_delay < 0:
         raise ValueError(f"recheck_delay must be a non-negative number of seconds, got {recheck_delay!r}")
-    doctor = _Doctor(queue, max_finished=max_finished, max_finished_age_ms=max_finished_age_ms,
-                     recheck_delay=float(recheck_delay), sample_size=sample_size, memory_sample=memory_sample,
-                     max_job_bytes=max_job_bytes)
-    with connection.unavailable_as_error(queue.client, "doctor"):
-        doctor.run(check_orphans)
+    with queue.raw as raw:
+        doctor = _Doctor(queue, raw, max_finished=max_finished, max_finished_age_ms=max_finished_age_ms,
+                         recheck_delay=float(recheck_delay), sample_size=sample_size, memory_sample=memory_sample,
+                         max_job_bytes=max_job_bytes)
+        try:
+            doctor.run(check_orphans)
+        except RedisUnavailable as exc:
+            exc.args = (f"doctor: {exc}", *exc.args[1:])  # say which command could not reach Redis
+            raise
     findings = sorted(doctor.findings, key=lambda f: -f.severity.rank)
-    return DoctorReport(queue.name, queue.prefix, connection.describe(queue.client), tuple(findings))
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
+    return DoctorReport(queue.name, queue.prefix, queue.server.describe(), tuple(findings))
 
 
 def _size(n: float) -> str:
@@ -210,11 +206,11 @@ def _chunks(items: Sequence[str], size: int = _BATCH) -> Iterator[Sequence[str]]
 
 
 class _Doctor:
-    def __init__(self, queue: Queue, *, max_finished: int, max_finished_age_ms: int | None, recheck_delay: float,
-                 sample_size: int, memory_sample: int, max_job_bytes: int) -> None:
+    def __init__(self, queue: Queue, raw: RawQueue, *, max_finished: int, max_finished_age_ms: int | None,
+                 recheck_delay: float, sample_size: int, memory_sample: int, max_job_bytes: int) -> None:
         self.queue = queue
-        self.client = queue.client
-        self.keys = queue.keys
+        self.raw = raw
+        self.server = queue.server
         self.max_finished = max_finished
         self.max_finished_age_ms = max_finished_age_ms
         self.recheck_delay = recheck_delay
@@ -236,10 +232,9 @@ class _Doctor:
         """Run a check; a refused command (NOPERM, a disabled CONFIG...) skips it with an info finding."""
         try:
             check()
-        except _redis.ResponseError as exc:
-            error = connection.as_bull_error(exc, self.client)
+        except (_redis.ResponseError, RedisRefused) as exc:
             # A pipeline's error quotes the command and its arguments first; Redis' own words suffice.
-            reason = str(error) if error else str(exc).split(" of pipeline caused error: ", 1)[-1]
+            reason = str(exc).split(" of pipeline caused error: ", 1)[-1]
             if reason.startswith("WRONGTYPE"):
                 # Node Bull turns a queue key into a job hash when a custom job id equals its suffix
                 # (jobId 'wait'), after which every add fails: protocol §1.2 "Reserved job ids".
@@ -272,27 +267,13 @@ class _Doctor:
         self.guarded("memory per job", self.check_memory)
 
     # --- server ---------------------------------------------------------------------------------------
-    def _info(self, section: str) -> dict[str, Any] | None:
-        try:
-            return {_s(k): v for k, v in self.client.info(section).items()}
-        except _redis.ResponseError:
-            return None
-
-    def _config(self, name: str) -> str | None:
-        try:
-            reply = self.client.config_get(name)
-        except _redis.ResponseError:
-            return None
-        values = {_s(k): _s(v) for k, v in reply.items()}
-        return values.get(name)
-
     def check_eviction(self) -> None:
-        memory = self._info("memory")
-        policy = _s(memory["maxmemory_policy"]) if memory and "maxmemory_policy" in memory else None
+        memory = self.server.info("memory")  # {} where INFO is refused
+        policy = text(memory["maxmemory_policy"]) if "maxmemory_policy" in memory else None
         maxmemory = int(memory.get("maxmemory", 0)) if memory else None
         if policy is None:
-            policy = self._config("maxmemory-policy")
-            raw = self._config("maxmemory")
+            policy = self.server.config_get("maxmemory-policy")
+            raw = self.server.config_get("maxmemory")
             maxmemory = int(raw) if raw is not None and raw.isdigit() else None
         if policy is None:
             self.add(Severity.INFO, "eviction-policy", "eviction policy unknown: INFO and CONFIG GET are refused "
@@ -314,14 +295,14 @@ class _Doctor:
                  policy=policy, maxmemory=maxmemory)
 
     def check_persistence(self) -> None:
-        info = self._info("persistence")
-        aof: bool | None = bool(int(info["aof_enabled"])) if info and "aof_enabled" in info else None
+        info = self.server.info("persistence")
+        aof: bool | None = bool(int(info["aof_enabled"])) if "aof_enabled" in info else None
         if aof is None:
-            appendonly = self._config("appendonly")
+            appendonly = self.server.config_get("appendonly")
             aof = None if appendonly is None else appendonly == "yes"
         if aof:
             return
-        save = self._config("save")
+        save = self.server.config_get("save")
         if save is not None and save.strip():
             return  # RDB snapshots: a restart loses at most the writes since the last one
         if aof is None or save is None:
@@ -338,30 +319,22 @@ class _Doctor:
 
     # --- queue ----------------------------------------------------------------------------------------
     def read_counts(self) -> None:
-        k = self.keys
-        with self.client.pipeline(transaction=False) as pipe:
-            for state in ("wait", "paused", "active"):
-                pipe.llen(k(state))
-            for state in ("delayed", "completed", "failed"):
-                pipe.zcard(k(state))
-            replies = pipe.execute()
-        self.counts = dict(zip(("wait", "paused", "active", "delayed", "completed", "failed"), map(int, replies)))
+        self.counts = self.queue.get_job_counts("wait", "paused", "active", "delayed", "completed", "failed",
+                                                plain=True)
 
     def _hmget(self, ids: Sequence[str], *fields: str) -> list[list[str | None]]:
-        out: list[list[str | None]] = []
-        for chunk in _chunks(ids):
-            with self.client.pipeline(transaction=False) as pipe:
-                for job_id in chunk:
-                    pipe.hmget(self.keys.job(job_id), list(fields))
-                for row in pipe.execute():
-                    out.append([None if v is None else _s(v) for v in row])
-        return out
+        rows = self.queue.get_job_fields(ids, fields, batch_size=_BATCH, plain=True)
+        return [[None if v is None else text(v) for v in row] for row in rows]
+
+    def _heads(self, state: str, n: int) -> list[str]:
+        """The ``n`` jobs at the head (next to run) of a list state, in list order."""
+        return self.queue.get_ranges(state, 0, n - 1, asc=True, plain=True)[::-1]
 
     def check_finished(self, state: str) -> None:
         count = self.counts[state]
         if not count:
             return
-        oldest = self.client.zrange(self.keys(state), 0, 0, withscores=True)
+        oldest = self.raw.scores(state, 0, 0)
         oldest_ms = int(oldest[0][1]) if oldest else None
         age = now_ms() - oldest_ms if oldest_ms is not None else None
         too_many = count > self.max_finished
@@ -370,7 +343,7 @@ class _Doctor:
             return
         option, snake = ("removeOnComplete", "remove_on_complete") if state == "completed" else (
             "removeOnFail", "remove_on_fail")
-        newest = [_s(i) for i in self.client.zrevrange(self.keys(state), 0, 19)]
+        newest = self.queue.get_ranges(state, 0, 19, plain=True)
         without = 0
         for (opts,) in self._hmget(newest, "opts"):
             try:
@@ -396,15 +369,12 @@ class _Doctor:
                  newest_sampled=len(newest), newest_without_option=without)
 
     def check_missing_handlers(self) -> None:
-        k, n = self.keys, self.sample_size
+        n = self.sample_size
         if not n:
             return
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.zrevrange(k("failed"), 0, n - 1)
-            pipe.zrange(k("delayed"), 0, n - 1)  # retries waiting out their backoff
-            pipe.lrange(k("wait"), -n, -1)  # the head (next to run) is the right end
-            pipe.lrange(k("paused"), -n, -1)
-            failed, delayed, waiting, paused = ([_s(i) for i in reply] for reply in pipe.execute())
+        failed = self.queue.get_ranges("failed", 0, n - 1, plain=True)
+        delayed = self.queue.get_ranges("delayed", 0, n - 1, asc=True, plain=True)  # retries in their backoff
+        waiting, paused = self._heads("wait", n), self._heads("paused", n)
         sampled = [("failed", i) for i in failed] + [("retrying", i) for i in delayed + waiting + paused]
         rows = self._hmget([i for _, i in sampled], "name", "failedReason", "finishedOn")
         by_name: dict[str, dict[str, Any]] = {}
@@ -433,22 +403,23 @@ class _Doctor:
                      name=job_name, **entry)
 
     def _active_ids(self) -> list[str]:
+        return self._list("active", _BATCH)
+
+    def _list(self, state: str, page: int) -> list[str]:
+        """Every id of a list state, ``page`` per read."""
         ids: list[str] = []
         start = 0
         while True:
-            chunk = self.client.lrange(self.keys("active"), start, start + _BATCH - 1)
-            ids.extend(_s(i) for i in chunk)
-            if len(chunk) < _BATCH:
+            chunk = self.queue.get_ranges(state, start, start + page - 1, plain=True)
+            ids.extend(chunk)
+            if len(chunk) < page:
                 return ids
-            start += _BATCH
+            start += page
 
     def _unlocked(self, ids: Sequence[str]) -> list[str]:
         out: list[str] = []
         for chunk in _chunks(ids):
-            with self.client.pipeline(transaction=False) as pipe:
-                for job_id in chunk:
-                    pipe.exists(self.keys.lock(job_id))
-                out.extend(i for i, found in zip(chunk, pipe.execute()) if not found)
+            out.extend(i for i, (_, locked) in zip(chunk, self.raw.job_presence(chunk)) if not locked)
         return out
 
     def check_locks(self) -> _SecondLook:
@@ -461,7 +432,7 @@ class _Doctor:
             missing = self._unlocked([i for i in first if i in active])
             if not missing:
                 return
-            workers = self._worker_count()
+            workers = self.queue.count_workers()
             who = ("no worker is connected, so they stay active until one starts" if workers == 0 else
                    "a running worker's stalled check moves them back to wait (or fails them after "
                    "maxStalledCount stalls) within its stalledInterval (default 30 s)")
@@ -475,96 +446,21 @@ class _Doctor:
 
         return _SecondLook(second_look, bool(first))
 
-    def _worker_count(self) -> int | None:
-        clients: list[dict[str, Any]] = []
-        try:
-            for node in connection.masters(self.client):  # a cluster's workers name connections to any master
-                clients.extend(node.client_list())
-        except _redis.ResponseError:
-            return None  # CLIENT LIST refused (ACL) or unsupported (proxies)
-        wanted = self.keys.worker_name
-        return sum(1 for c in clients if _s(c.get("name", "")) == wanted)
-
     # --- orphans --------------------------------------------------------------------------------------
-    def _job_hash_ids(self) -> Iterator[str]:
-        base = self.keys.base
-        pattern = glob_escape(base) + "*"
-        try:
-            keys: Iterable[Any] = self.client.scan_iter(match=pattern, count=_BATCH, _type="hash")
-            for key in keys:
-                yield from self._as_job_id(_s(key), base)
-        except _redis.ResponseError as exc:
-            if "syntax" not in str(exc).lower():
-                raise
-            # Redis < 6 has no SCAN ... TYPE: ask TYPE for each key.
-            batch: list[str] = []
-            for key in self.client.scan_iter(match=pattern, count=_BATCH):
-                batch.append(_s(key))
-                if len(batch) >= _BATCH:
-                    yield from self._hashes_of(batch, base)
-                    batch = []
-            yield from self._hashes_of(batch, base)
-
-    def _hashes_of(self, keys: list[str], base: str) -> Iterator[str]:
-        with self.client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.type(key)
-            types = pipe.execute()
-        for key, kind in zip(keys, types):
-            if _s(kind) == "hash":
-                yield from self._as_job_id(key, base)
-
-    @staticmethod
-    def _as_job_id(key: str, base: str) -> Iterator[str]:
-        job_id = key[len(base):]
-        if job_id in _STRUCTURE_HASHES or job_id in QUEUE_KEY_SUFFIXES or job_id.startswith(RESERVED_ID_PREFIXES):
-            return
-        yield job_id
-
     def _stateless(self, ids: Sequence[str], lists: Mapping[str, set[str]]) -> list[str]:
         """The ids that are in no state: not in the given list snapshots nor (now) in a state zset."""
         out: list[str] = []
         for chunk in _chunks([i for i in ids if not any(i in members for members in lists.values())]):
-            with self.client.pipeline(transaction=False) as pipe:
-                for job_id in chunk:
-                    for state in ("delayed", "completed", "failed"):
-                        pipe.zscore(self.keys(state), job_id)
-                    pipe.exists(self.keys.job(job_id))
-                replies = pipe.execute()
-            for index, job_id in enumerate(chunk):
-                zscores, exists = replies[index * 4 : index * 4 + 3], replies[index * 4 + 3]
-                if exists and all(z is None for z in zscores):
-                    out.append(job_id)
+            left = list(chunk)
+            for state in ("delayed", "completed", "failed"):
+                if left:
+                    left = [i for i, score in zip(left, self.queue.get_scores(state, left)) if score is None]
+            if left:
+                out.extend(i for i, (exists, _) in zip(left, self.raw.job_presence(left)) if exists)
         return out
 
     def _lists(self) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        for state in ("wait", "paused", "active"):
-            members: set[str] = set()
-            start = 0
-            while True:
-                chunk = self.client.lrange(self.keys(state), start, start + 10 * _BATCH - 1)
-                members.update(_s(i) for i in chunk)
-                if len(chunk) < 10 * _BATCH:
-                    break
-                start += 10 * _BATCH
-            out[state] = members
-        return out
-
-    def _other_queues(self, ids: Sequence[str]) -> set[str]:
-        """Ids that are really keys of another queue, ``name:<head>``, whose name starts like this one's."""
-        candidates = [(i, i.split(":")) for i in ids if ":" in i]
-        if not candidates:
-            return set()
-        with self.client.pipeline(transaction=False) as pipe:
-            asked: list[tuple[str, int]] = []
-            for job_id, parts in candidates:
-                for cut in range(1, len(parts)):
-                    head = ":".join(parts[:cut])
-                    pipe.exists(*[self.keys.base + head + ":" + marker for marker in _QUEUE_MARKERS])
-                    asked.append((job_id, cut))
-            replies = pipe.execute()
-        return {job_id for (job_id, _), found in zip(asked, replies) if found}
+        return {state: set(self._list(state, 10 * _BATCH)) for state in ("wait", "paused", "active")}
 
     def check_orphans(self) -> _SecondLook:
         # Lists are read before the SCAN and zsets per candidate after it: a job that moves meanwhile can
@@ -573,7 +469,7 @@ class _Doctor:
         seen = 0
         first: list[str] = []
         batch: list[str] = []
-        for job_id in self._job_hash_ids():
+        for job_id in self.queue.scan_job_ids(count=_BATCH):
             seen += 1
             batch.append(job_id)
             if len(batch) >= _BATCH:
@@ -583,7 +479,7 @@ class _Doctor:
 
         def second_look() -> None:
             orphans = self._stateless(first, self._lists())
-            nested = self._other_queues(orphans)
+            nested = self.queue.other_queue_ids(orphans)
             orphans = [i for i in orphans if i not in nested]
             if not orphans:
                 return
@@ -607,25 +503,18 @@ class _Doctor:
         total = sum(self.counts.values())
         if not total or not self.memory_sample:
             return
-        per_state = max(1, self.memory_sample // 4)
-        k = self.keys
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.zrevrange(k("completed"), 0, per_state - 1)
-            pipe.zrevrange(k("failed"), 0, per_state - 1)
-            pipe.lrange(k("wait"), -per_state, -1)
-            pipe.lrange(k("paused"), -per_state, -1)
-            pipe.zrange(k("delayed"), 0, per_state - 1)
-            pipe.lrange(k("active"), 0, per_state - 1)
-            ids = list(dict.fromkeys(_s(i) for reply in pipe.execute() for i in reply))[: self.memory_sample]
-        with self.client.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.memory_usage(k.job(job_id))
-            sizes = [int(s) for s in pipe.execute() if s is not None]
+        n = max(1, self.memory_sample // 4)
+        ranges = self.queue.get_ranges
+        sampled = (ranges(["completed", "failed"], 0, n - 1, plain=True) + self._heads("wait", n)
+                   + self._heads("paused", n) + ranges("delayed", 0, n - 1, asc=True, plain=True)
+                   + ranges("active", 0, n - 1, plain=True))
+        ids = list(dict.fromkeys(sampled))[: self.memory_sample]
+        sizes = [size for size in self.queue.get_memory_usage(ids) if size is not None]
         if not sizes:
             return
         average, largest = sum(sizes) / len(sizes), max(sizes)
-        memory = self._info("memory")
-        used = int(memory["used_memory"]) if memory and "used_memory" in memory else None
+        memory = self.server.info("memory")
+        used = int(memory["used_memory"]) if "used_memory" in memory else None
         estimate = average * total
         share = f" ({estimate / used:.0%} of the {_size(used)} Redis uses)" if used else ""
         self.add(Severity.INFO, "memory-per-job",

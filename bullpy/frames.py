@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._loading import ChunkWriter
+from ._core.codec import FRAME_FIELDS, frame_row, to_json
+from ._core.keys import check_job_id
 from .errors import FrameError, FrameLoadInterrupted, MissingDependency  # noqa: F401 (FrameError, FrameLoadInterrupted: part of this module's API)
-from .utils import now_ms
 from .retry import RetryPolicy
+from .utils import now_ms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -157,7 +158,7 @@ def add_frame(
         retry: how long to retry a chunk cut by a Redis restart or failover (``bullpy.retry.RetryPolicy``;
             default about a minute). Only chunks with job ids are sent again; without ids a chunk cut in
             flight stops the load with ``FrameLoadInterrupted`` naming the rows queued for sure
-            (``bullpy._loading`` has the details; with Sentinel a chunk counts once a replica has it).
+            (``Queue.chunk_writer`` has the details; with Sentinel a chunk counts once a replica has it).
         job_options: any other ``Queue.add`` option, for every row (``remove_on_complete=...``).
     """
     plan = _validate(queue, df, data=data, name=name, job_id=job_id, priority=priority, delay=delay,
@@ -167,10 +168,10 @@ def add_frame(
     ids: list[str] = [] if plan.ids is None else plan.ids
     statuses: list[str] = []
     bar = _progress(len(df), progress, f"{queue.name}")
-    writer = None if dry_run else ChunkWriter(queue, idempotent=plan.ids is not None, total=len(df), policy=retry)
+    writer = None if dry_run else queue.chunk_writer(idempotent=plan.ids is not None, total=len(df), retry=retry)
     try:
         for start, jobs in _chunks(plan, df):
-            if dry_run:
+            if writer is None:  # dry run
                 statuses.extend(_dry_run_statuses(queue, jobs, None if plan.ids is None else
                                                   plan.ids[start : start + len(jobs)]))
                 if plan.ids is None:
@@ -178,7 +179,6 @@ def add_frame(
                 if bar is not None:
                     bar.update(len(jobs))
                 continue
-            assert writer is not None
             chunk_ids, chunk_statuses = writer.add(start, jobs)
             if plan.ids is None:
                 ids.extend(chunk_ids)
@@ -198,11 +198,9 @@ def _dry_run_statuses(queue: Queue, jobs: list[dict[str, Any]], ids: Sequence[st
     queue.add_bulk(jobs, dry_run=True)
     if ids is None:
         return ["would_add"] * len(jobs)
-    with queue.client.pipeline(transaction=False) as pipe:
-        for job_id in ids:
-            pipe.exists(queue.keys.job(job_id))
-        found = pipe.execute()
-    return ["duplicate" if hit else "would_add" for hit in found]
+    with queue.raw as raw:
+        found = raw.job_presence(ids)
+    return ["duplicate" if exists else "would_add" for exists, _ in found]
 
 
 def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
@@ -286,8 +284,6 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
         dup = pd.Series(ids, index=df.index).duplicated(keep=False)
         if dup.any():
             raise FrameError("job ids repeat within the frame (each row needs its own)", list(df.index[dup]))
-        from ._core.keys import check_job_id
-
         for label, value in zip(df.index, ids):
             try:
                 check_job_id(value)
@@ -326,8 +322,6 @@ def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
                 raise FrameError(f"column {column!r}: {str(exc).removeprefix('add_bulk item 0: ')}", rows) from None
     # Object columns are the only ones that can hold values JSON cannot write: check them up front.
     if data_columns is not None:
-        from ._core.codec import to_json
-
         for c in data_columns:
             if df[c].dtype.kind == "O" and not _plain_kind(df[c]):
                 for label, v in zip(df.index, _column_values(df[c])):
@@ -416,8 +410,6 @@ def jobs_frame(
     unknown = set(wanted) - set(_FIELDS)
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}; known: {', '.join(_FIELDS)}")
-    from ._core.codec import FRAME_FIELDS, frame_row, parse_job_hash
-
     names = ("id", "name", "data", "priority", "delay", "attempts_made", "progress", "timestamp",
              "processed_on", "finished_on", "failed_reason", "returnvalue")
     rows: list[tuple[Any, ...]] = []
@@ -433,8 +425,10 @@ def jobs_frame(
                     continue  # removed since the range was read, as get_jobs skips it
                 row = frame_row(job_id, values)
                 if row is None:  # an unusual hash: Node's full fromJSON rules
-                    whole: dict[bytes, bytes] = queue.client.hgetall(queue.keys.job(job_id))  # type: ignore[assignment]
-                    record = parse_job_hash(job_id, whole, now_ms())
+                    job = queue.get_job(job_id)
+                    if job is None:
+                        continue  # removed since its fields were read
+                    record = job.record
                     row = (record.id, record.name, record.data, record.opts.get("priority", 0),
                            record.opts.get("delay", 0), record.attempts_made, record.progress, record.timestamp,
                            record.processed_on, record.finished_on, record.failed_reason, record.returnvalue)

@@ -42,12 +42,13 @@ lifo jobs run before the other migrated waiting jobs; cron repeats without ``tz`
 queue's ``local_timezone`` explicitly (Bull used its Node process's zone).
 
 Safety: every batch is written to BullMQ first and read back (name and data must match what was meant to
-be written), and only then removed from Bull, job by job atomically (WATCH/MULTI) and only while the job
-is still unprocessed: not active, not locked, not completed. A job that a Bull worker took meanwhile keeps
-running in Bull and its BullMQ copy is removed again. Interrupted? Run it again: ids make it idempotent
-(unless a BullMQ worker meanwhile finished and deleted, with ``removeOnComplete``, a copy whose Bull
-original was not removed yet: that job would run twice). Stop (or pause) the Bull workers first: a queue
-that keeps changing makes removals retry. BullMQ's id counter is raised to Bull's (and above every numeric
+be written), and only then removed from Bull, job by job atomically and only while the job is still as it
+was read: in the same state, unlocked, its lifecycle fields unchanged (``queue.raw.remove_if_unchanged``,
+lua/remove_moved.lua: the rule ``bullpy move`` follows too). A job that a Bull worker took (or that Bull
+changed) meanwhile stays in Bull and its BullMQ copy is removed again. Interrupted? Run it again: ids make it
+idempotent (unless a BullMQ worker meanwhile finished and deleted, with ``removeOnComplete``, a copy whose
+Bull original was not removed yet: that job would run twice). Stop (or pause) the Bull workers first: jobs
+that change while they move stay behind and need another run. BullMQ's id counter is raised to Bull's (and above every numeric
 id moved), because BullMQ's automatic ids, like Bull's, overwrite an existing job with the same number.
 """
 
@@ -71,8 +72,10 @@ from redis.exceptions import WatchError
 
 from . import connection
 from .errors import MissingDependency, RedisUnavailable
-from .utils import now_ms, text as _text
+from .job import Job
 from .queue import Queue
+from .server import identity as server_identity
+from .utils import now_ms
 
 __all__ = ["MIGRATABLE_STATES", "PRIORITY_LIMIT", "MigrationSummary", "SkippedJob", "migrate_to_bullmq"]
 
@@ -100,7 +103,6 @@ _DROP_REASONS = {
     "debounce": "debounce (not mapped to BullMQ's deduplication)",
 }
 _STATE_ALIASES = {"waiting": "wait"}
-_REMOVE_ATTEMPTS = 8  # WATCH retries per batch before it is split (then per job)
 
 T = TypeVar("T")
 
@@ -268,7 +270,7 @@ def _target_url(queue: Queue, target: str | _redis.Redis | None) -> str:
             # The URL would name one master, where the BullMQ keys of another slot are refused (MOVED).
             raise ValueError("migrate_to_bullmq cannot write to a Redis Cluster: the Python bullmq package talks "
                              "to one Redis server; pass target_redis, the URL of a single server")
-        return connection.url_for(queue.client)
+        return queue.server.url()
     if isinstance(target, _redis.Redis):
         return connection.url_for(target)
     if isinstance(target, str):
@@ -425,8 +427,7 @@ class _Migration:
         progress: Callable[[int], None] | None,
     ) -> None:
         self.queue = queue
-        self.client = queue.client
-        self.keys = queue.keys
+        self.raw = queue.raw
         self.bullmq = bullmq
         self.target_url = target_url
         self.target_name = target_name
@@ -479,6 +480,7 @@ class _Migration:
             if self.bq is not None:
                 await self.bq.close()
             await self.target.aclose()
+            self.raw.close()
         counts = self.queue.get_job_counts("wait", "paused", "delayed", "failed", "active", "completed")
         counts["repeat"] = self.queue.get_repeatable_count()
         return MigrationSummary(
@@ -503,8 +505,7 @@ class _Migration:
         target = f"{self.target_prefix}:{self.target_name}"
         # One server reached under two names (localhost / 127.0.0.1) has one run_id; where INFO is
         # refused (some managed Redis), the connection settings are compared instead.
-        with connection.unavailable_as_error(self.client):
-            src_id = _server_identity(self.client.connection_pool.connection_kwargs, self._info_run_id())
+        src_id = self.queue.server.identity()
         try:
             tgt_info = await self.target.info("server")
         except _redis.ResponseError:
@@ -513,7 +514,7 @@ class _Migration:
             raise RedisUnavailable(
                 f"cannot reach the target Redis at {connection.safe_url(self.target_url)}: {exc}"
             ) from exc
-        tgt_id = _server_identity(self.target.connection_pool.connection_kwargs, tgt_info.get("run_id"))
+        tgt_id = server_identity(self.target.connection_pool.connection_kwargs, tgt_info.get("run_id"))
         same_server = src_id == tgt_id
         if same_server and (
             source == target or source.startswith(target + ":") or target.startswith(source + ":")
@@ -529,72 +530,59 @@ class _Migration:
         if bull_only:
             raise ValueError(f"the target {target!r} holds Bull keys ({', '.join(bull_only)}): it is a Bull "
                              "queue, not a BullMQ one")
-        with connection.unavailable_as_error(self.client):
-            bullmq_only = [k for k, kind in (("marker", "zset"), ("prioritized", "zset"), ("events", "stream"))
-                           if _text(self.client.type(self.keys(k))) == kind]
+        bullmq_only = [k for k, kind in (("marker", "zset"), ("prioritized", "zset"), ("events", "stream"))
+                       if self.raw.key_type(k) == kind]
         if bullmq_only:
             raise ValueError(f"the source {source!r} holds BullMQ keys ({', '.join(bullmq_only)}): it is not "
                              "a Bull queue")
         if await self.target.hget(self.target_base + "meta", "paused"):
             self.notes.append(f"the BullMQ queue {target} is paused: migrated jobs wait in its paused list")
 
-    def _info_run_id(self) -> str | None:
-        try:
-            info = self.client.info("server")
-        except _redis.ResponseError:
-            return None
-        return str(info.get("run_id")) if isinstance(info, dict) and info.get("run_id") else None
-
     # --- reading Bull ----------------------------------------------------------------------------------------
     def _source_ids(self) -> dict[str, list[tuple[str, int | None]]]:
         """(id, due) per state, in the order Bull would run them; due is set for delayed jobs only."""
         wanted = set(self.states) | ({"wait", "paused", "delayed", "failed"} if self.repeatables else set())
         out: dict[str, list[tuple[str, int | None]]] = {}
-        with connection.unavailable_as_error(self.client):
-            for state in ("wait", "paused"):
-                if state in wanted:
-                    # Lists run from the right end: reversed, the first id is the next to run.
-                    out[state] = [(_text(i), None) for i in reversed(self.client.lrange(self.keys(state), 0, -1))]
-            if "failed" in wanted:
-                out["failed"] = [(_text(i), None) for i in self.client.zrange(self.keys("failed"), 0, -1)]
-            if "delayed" in wanted:
-                rows: list[tuple[Any, float]] = self.client.zrange(  # type: ignore[assignment]
-                    self.keys("delayed"), 0, -1, withscores=True
-                )
-                # Bull's delayed score is due_ms * 4096 + 12 low bits (protocol §4.1).
-                out["delayed"] = [(_text(i), int(score) // 4096) for i, score in rows]
+        for state in ("wait", "paused"):
+            if state in wanted:
+                # Lists run from the right end: ascending, the first id is the next to run.
+                out[state] = [(i, None) for i in self.queue.get_ranges([state], asc=True)]
+        if "failed" in wanted:
+            out["failed"] = [(i, None) for i in self.queue.get_ranges(["failed"], asc=True)]
+        if "delayed" in wanted:
+            # Bull's delayed score is due_ms * 4096 + 12 low bits (protocol §4.1).
+            out["delayed"] = [(i, int(score) // 4096) for i, score in self.raw.scores("delayed")]
         return out
 
-    def _read_jobs(self, ids: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
-        """Jobs by id (vanished ids absent), and the ids whose hash Node itself could not read."""
-        try:
-            return {job.id: job for job in self.queue.get_jobs_by_ids(list(ids))}, {}
-        except ValueError:
-            pass
-        jobs: dict[str, Any] = {}
+    def _read_jobs(self, ids: Sequence[str]) -> tuple[dict[str, Job], dict[str, Mapping[bytes, bytes]], dict[str, str]]:
+        """Jobs by id (vanished ids absent), their raw hashes (what a removal checks is unchanged), and the ids
+        whose hash Node itself could not read."""
+        jobs: dict[str, Job] = {}
+        hashes: dict[str, Mapping[bytes, bytes]] = {}
         bad: dict[str, str] = {}
-        for job_id in ids:
+        for job_id, fields in zip(ids, self.raw.hashes(ids)):
+            if not fields:
+                continue
             try:
-                job = self.queue.get_job(job_id)
+                jobs[job_id] = self.raw.job(job_id, fields)
             except ValueError as exc:
                 bad[job_id] = f"unreadable job hash: {exc}"
                 continue
-            if job is not None:
-                jobs[job_id] = job
-        return jobs, bad
+            hashes[job_id] = fields
+        return jobs, hashes, bad
 
     def _iterations(
         self, ids: Mapping[str, Sequence[tuple[str, int | None]]]
-    ) -> tuple[dict[str, tuple[Any, str]], dict[str, set[str]]]:
+    ) -> tuple[dict[str, tuple[Job, str]], dict[str, set[str]]]:
         """Per repeat key of a Bull definition: its latest iteration job (the template of data and
         options) with that job's state, and the ids of its delayed iterations (the schedule's own)."""
         definitions = {r.key for r in self.queue.get_repeatable_jobs()}
-        templates: dict[str, tuple[Any, str]] = {}
+        templates: dict[str, tuple[Job, str]] = {}
         pending: dict[str, set[str]] = {}
         for state in ("delayed", "wait", "paused", "failed"):
             candidates = [i for i, _ in ids.get(state, ()) if i.startswith("repeat:")]
             for chunk in _chunks(candidates, self.batch_size):
-                jobs, _bad = self._read_jobs(chunk)
+                jobs, _hashes, _bad = self._read_jobs(chunk)
                 for job in jobs.values():
                     key = _iteration_key(job)
                     if key is None or key not in definitions:
@@ -617,9 +605,8 @@ class _Migration:
         numeric = [int(i) for s in self.states for i, _ in ids.get(s, ()) if i.isdigit() and i.isascii()]
         if not numeric:
             return
-        with connection.unavailable_as_error(self.client):
-            counter = self.client.get(self.keys("id"))
-        floor = max(numeric + ([int(_text(counter))] if counter is not None and _text(counter).isdigit() else []))
+        counter = self.raw.id_counter()
+        floor = max(numeric + ([counter] if counter is not None and counter >= 0 else []))
         key = self.target_base + "id"
         async with self.target.pipeline(transaction=True) as pipe:
             while True:
@@ -653,7 +640,7 @@ class _Migration:
 
     async def _migrate_batch(self, state: str, chunk: Sequence[tuple[str, int | None]]) -> None:
         now = now_ms()
-        jobs, bad = self._read_jobs([i for i, _ in chunk])
+        jobs, hashes, bad = self._read_jobs([i for i, _ in chunk])
         mapped: list[_Mapped] = []
         for job_id, due in chunk:
             if job_id in bad:
@@ -681,7 +668,7 @@ class _Migration:
                     wanted.remove(job)
                     self.skipped.append(SkippedJob(job.id, state, "BullMQ did not store it as written"))
             if not self.keep_source:
-                refused = self._remove_from_bull([job.id for job in wanted], watch_active=state in ("wait", "paused"))
+                refused = self._remove_from_bull(state, [(job.id, hashes[job.id]) for job in wanted])
                 for job in [job for job in wanted if job.id in refused]:
                     wanted.remove(job)
                     # Bull ran (or is running) it: take the BullMQ copy back so it runs once.
@@ -699,70 +686,17 @@ class _Migration:
             self.progress(len(chunk))
 
     # --- removing from Bull ----------------------------------------------------------------------------------
-    def _remove_from_bull(self, ids: Sequence[str], *, watch_active: bool) -> dict[str, str]:
-        """Delete these jobs from Bull while each is unprocessed; {id: why not} for the others."""
+    def _remove_from_bull(self, state: str, jobs: Sequence[tuple[str, Mapping[bytes, bytes]]]) -> dict[str, str]:
+        """Delete these jobs (id, hash as read) from Bull, each only while it is still in ``state`` and as read
+        (``queue.raw.remove_if_unchanged``); {id: why not} for the others."""
         refused: dict[str, str] = {}
-        pending = [list(ids)] if ids else []
-        while pending:
-            batch = pending.pop()
-            for _ in range(_REMOVE_ATTEMPTS):
-                try:
-                    refused.update(self._remove_once(batch, watch_active))
-                    break
-                except WatchError:
-                    continue
-            else:
-                if len(batch) > 1:
-                    half = len(batch) // 2
-                    pending += [batch[:half], batch[half:]]
-                else:
-                    refused[batch[0]] = "the Bull queue kept changing around it"
-        return refused
-
-    def _remove_once(self, ids: Sequence[str], watch_active: bool) -> dict[str, str]:
-        # Bull's removeJob-11, made conditional: the job must still be unprocessed. WATCH covers the ways
-        # a Bull worker can take it: moveToActive writes processedOn to the hash and sets the lock, a
-        # promote or retry writes the hash, and BRPOPLPUSH (wait -> active, hash untouched until the
-        # script runs) changes the active list.
-        keys = self.keys
-        watched = [keys.job(i) for i in ids] + [keys.lock(i) for i in ids] + [keys("limiter:index")]
-        if watch_active:
-            watched.append(keys("active"))
-        refused: dict[str, str] = {}
-        with self.client.pipeline(transaction=True) as tx:
-            tx.watch(*watched)  # type: ignore[no-untyped-call]
-            # Reads on another connection after WATCH are as good as reads on the watching one: any
-            # change after the WATCH makes EXEC fail.
-            with self.client.pipeline(transaction=False) as reads:
-                reads.lrange(keys("active"), 0, -1)
-                for job_id in ids:
-                    reads.exists(keys.lock(job_id))
-                    reads.exists(keys.job(job_id))
-                    reads.zscore(keys("completed"), job_id)
-                    reads.hget(keys.job(job_id), "deid")
-                    reads.hget(keys("limiter:index"), job_id)
-                replies = reads.execute()
-            active = {_text(i) for i in replies[0]}
-            tx.multi()
-            for n, job_id in enumerate(ids):
-                locked, exists, completed, deid, limited = replies[1 + 5 * n : 6 + 5 * n]
-                if locked or job_id in active:
+        for chunk in _chunks(list(jobs), self.batch_size):
+            statuses = self.raw.remove_if_unchanged([(job_id, state, fields) for job_id, fields in chunk])
+            for (job_id, _), status in zip(chunk, statuses):
+                if status == "locked":
                     refused[job_id] = "a Bull worker took it during the migration"
-                    continue
-                if completed is not None or not exists:
-                    refused[job_id] = "Bull finished or removed it during the migration"
-                    continue
-                for name in ("wait", "paused"):
-                    tx.lrem(keys(name), 0, job_id)
-                for name in ("delayed", "failed", "priority"):
-                    tx.zrem(keys(name), job_id)
-                tx.delete(keys.job(job_id), keys.logs(job_id))
-                if deid is not None:
-                    tx.delete(keys("de:" + _text(deid)))
-                if limited is not None:
-                    tx.srem(_text(limited), job_id)
-                    tx.hdel(keys("limiter:index"), job_id)
-            tx.execute()
+                elif status != "removed":
+                    refused[job_id] = "Bull ran, changed or removed it during the migration"
         return refused
 
     # --- repeatables -----------------------------------------------------------------------------------------
@@ -791,7 +725,8 @@ class _Migration:
                 if not self.keep_source:
                     # The definition and its scheduled iteration go; so does any other pending iteration.
                     self.queue.remove_repeatable_by_key(key)
-                    self._remove_from_bull(owned, watch_active=False)
+                    still = [(job_id, fields) for job_id, fields in zip(owned, self.raw.hashes(owned)) if fields]
+                    self._remove_from_bull("delayed", still)
             self.schedulers[key] = scheduler_id
             self.replaced += len(owned)
 
@@ -831,13 +766,6 @@ class _Migration:
         self.dropped.update(set(dropped))
         self.changed.update(set(changed))
         return repeat, opts
-
-
-def _server_identity(kwargs: Mapping[str, Any], run_id: str | None) -> tuple[Any, ...]:
-    db = int(kwargs.get("db", 0) or 0)
-    if run_id:
-        return (run_id, db)
-    return (kwargs.get("path"), kwargs.get("host"), kwargs.get("port"), db)
 
 
 def _prev_millis(job: Any) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis as _redis
 from redis.cluster import RedisCluster
@@ -22,19 +22,33 @@ from ._core import repeat as _repeat
 from ._core import scripts
 from ._core.cluster import check_one_slot
 from ._core.codec import JobRecord, js_number_str, parse_job_hash
-from ._core.keys import STATE_KEYS, QueueKeys, check_queue_name
+from ._core.keys import QUEUE_KEY_SUFFIXES, RESERVED_ID_PREFIXES, STATE_KEYS, QueueKeys, check_queue_name
 from ._core.options import JobOptions
 from ._core.codec import text as _text
 from ._facade import ScriptRunner
 from .errors import QueueHasActiveJobs, QueueNotPaused
+from .retry import RetryPolicy
+from .retry import call as _retrying
+from .raw import RawQueue
 from .server import Server
 from .job import Job
 from .utils import now_ms
+
+if TYPE_CHECKING:
+    from ._loading import ChunkWriter
 
 #: getJobCounts' default types, in Node's order.
 DEFAULT_COUNT_TYPES = ("waiting", "active", "completed", "failed", "delayed", "paused")
 #: The states ``clean`` accepts, as Node validates them (``waiting`` is not one of them).
 CLEAN_STATES = ("completed", "wait", "active", "paused", "delayed", "failed")
+#: The types Bull records metrics of (workers started with ``metrics``).
+METRICS_TYPES = ("completed", "failed")
+# Keys a live Bull queue almost always has: `id` (every add increments it, custom job ids too), states, flags.
+_PRESENCE_KEYS = ("id", "wait", "active", "paused", "delayed", "completed", "failed", "meta-paused", "repeat",
+                  "stalled-check")
+# Hashes under ``prefix:name:`` that are the queue's own structure, not jobs (protocol §1.2).
+_STRUCTURE_HASHES = frozenset({"meta", "limiter:index", "metrics:completed", "metrics:failed"})
+_BATCH = 1000  # ids (or keys) per round trip of the inspection reads
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,18 @@ class JobLogs:
 
     logs: list[str]
     count: int
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Bull's per-minute metrics of one type (Node's ``getMetrics``): the hash's ``count``, ``prevTS`` and
+    ``prevCount`` (0 where absent), the per-minute totals ``data`` (newest first) and how many points exist."""
+
+    count: int
+    prev_ts: int
+    prev_count: int
+    data: list[int]
+    points: int
 
 
 class Queue:
@@ -107,18 +133,29 @@ class Queue:
         """The Redis server (and db) this queue lives on: where it is, its INFO and settings, its clients."""
         return Server(self.client)
 
+    @property
+    def raw(self) -> RawQueue:
+        """The queue's jobs as Redis holds them (raw hashes, logs, scores, locks), read and written in bulk for
+        export, import, copy, move and migration; use it as a context manager (``with queue.raw as raw:``)."""
+        return RawQueue(self)
+
     # --- plumbing ---------------------------------------------------------------------------------------
     def _run(self, call: scripts.Call[Any]) -> Any:
         return self._runner.run(call)
 
-    def _read(self, fill: Callable[[Any], object]) -> list[Any]:
+    def _read(self, fill: Callable[[Any], object], plain: bool = False) -> list[Any]:
         """Read commands queued by ``fill(pipe)`` in one MULTI/EXEC, a consistent snapshot as Node reads it.
 
         Over ``maxmemory`` Redis refuses every command queued in MULTI, reads included; the same reads then
         go as a plain pipeline (one round trip, no snapshot), so counts and lists stay readable in exactly
-        the incident where an operator needs them.
+        the incident where an operator needs them. ``plain`` goes straight to the plain pipeline (no MULTI,
+        which a ``+@read`` ACL user may not run).
         """
         with connection.unavailable_as_error(self.client):
+            if plain:
+                with self.client.pipeline(transaction=False) as pipe:
+                    fill(pipe)
+                    return list(pipe.execute())
             try:
                 with self.client.pipeline(transaction=True) as pipe:
                     fill(pipe)
@@ -274,8 +311,7 @@ class Queue:
                 prepared = self._prepare(item.get("name"), item.get("data"), opts, now, cache)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"add_bulk item {index}: {exc}") from exc
-            assert prepared is not None
-            writes.append(prepared.write)
+            writes.append(cast(_options.PreparedJob, prepared).write)
         if dry_run:
             return []
         calls = [
@@ -326,15 +362,18 @@ class Queue:
         record = self._record(job_id, fields)
         return None if record is None else Job(self, record)
 
-    def get_job_counts(self, *types: str) -> dict[str, int]:
-        """Jobs per state, keyed by the names asked for (default: Node's six, in Node's order)."""
+    def get_job_counts(self, *types: str, plain: bool = False) -> dict[str, int]:
+        """Jobs per state, keyed by the names asked for (default: Node's six, in Node's order).
+
+        ``plain`` reads with a plain pipeline, not a MULTI snapshot: what a ``+@read`` ACL user may run.
+        """
         names = _parse_types(types) or list(DEFAULT_COUNT_TYPES)
         def fill(pipe: Any) -> None:
             for state in names:
                 key = self.keys.state(state)
                 pipe.llen(key) if STATE_KEYS[state][1] == "list" else pipe.zcard(key)
 
-        return {state: int(n) for state, n in zip(names, self._read(fill))}
+        return {state: int(n) for state, n in zip(names, self._read(fill, plain))}
 
     def get_job_count_by_types(self, *types: str) -> int:
         return sum(self.get_job_counts(*types).values())
@@ -361,8 +400,12 @@ class Queue:
     def get_paused_count(self) -> int:
         return self.get_job_count_by_types("paused")
 
-    def get_ranges(self, types: str | Sequence[str], start: int = 0, end: int = -1, asc: bool = False) -> list[str]:
-        """Job ids per state, concatenated in the order of ``types`` (the range applies to each)."""
+    def get_ranges(self, types: str | Sequence[str], start: int = 0, end: int = -1, asc: bool = False, *,
+                   plain: bool = False) -> list[str]:
+        """Job ids per state, concatenated in the order of ``types`` (the range applies to each).
+
+        ``plain`` reads with a plain pipeline, not a MULTI snapshot: what a ``+@read`` ACL user may run.
+        """
         # Node's getRanges keeps a state named twice (its ids then appear twice); so does bullpy.
         names = _parse_types([types] if isinstance(types, str) else types, unique=False)
         def fill(pipe: Any) -> None:
@@ -375,7 +418,7 @@ class Queue:
                     pipe.zrange(key, start, end) if asc else pipe.zrevrange(key, start, end)
 
         ids: list[str] = []
-        for state, reply in zip(names, self._read(fill)):
+        for state, reply in zip(names, self._read(fill, plain)):
             items = [_text(x) for x in reply]
             if asc and STATE_KEYS[state][1] == "list":
                 items.reverse()
@@ -397,16 +440,20 @@ class Queue:
         now = now_ms()
         return [Job(self, parse_job_hash(i, f, now)) for i, f in zip(ids, replies) if f]
 
-    def get_job_fields(self, ids: Sequence[str], fields: Sequence[str], *, batch_size: int = 5000) -> list[list[Any]]:
+    def get_job_fields(self, ids: Sequence[str], fields: Sequence[str], *, batch_size: int = 5000,
+                       plain: bool = False) -> list[list[Any]]:
         """Raw hash fields of many jobs, ``batch_size`` jobs per call: per id, the values of ``fields`` in
         order (bytes as Redis holds them, None where absent; all None for a job that is gone).
 
         For readers that need a few fields of very many jobs (``jobs_frame``, widgets) without parsing
-        whole jobs or moving stack traces and logs over the wire.
+        whole jobs or moving stack traces and logs over the wire. ``plain`` reads with pipelined HMGETs
+        instead of a script: what a ``+@read`` ACL user may run.
         """
         batch_size = _options._int_option("batch_size", batch_size, 1)
         if not fields:
             raise ValueError("fields must name at least one hash field")
+        if plain:
+            return self._each(ids, lambda pipe, i: pipe.hmget(self.keys.job(i), list(fields)), batch_size)
         rows: list[list[Any]] = []
         for start in range(0, len(ids), batch_size):
             rows.extend(self._run(scripts.get_job_fields(self.keys, [str(i) for i in ids[start : start + batch_size]],
@@ -491,16 +538,23 @@ class Queue:
         flag, meta = self._read(fill)
         return bool(flag) or bool(meta)
 
-    def clean(self, grace_ms: int, status: str = "completed", limit: int = 0, *, dry_run: bool = False) -> list[str]:
+    def clean(self, grace_ms: int, status: str = "completed", limit: int = 0, *, dry_run: bool = False,
+              retry: RetryPolicy | None = None) -> list[str]:
         """Remove jobs of ``status`` older than ``grace_ms`` (never locked ones); returns their ids.
 
-        ``dry_run`` walks the same jobs and returns the ids it would remove, removing nothing.
+        ``dry_run`` walks the same jobs and returns the ids it would remove, removing nothing. ``retry``: a
+        policy under which a clean cut by a Redis restart or failover runs again (Bull's clean removes what
+        still matches, so the last run finishes the job and its ids are returned); default: one try.
         """
         if status not in CLEAN_STATES:
             raise ValueError(f"cannot clean unknown queue type {status!r}; use one of {', '.join(CLEAN_STATES)}")
         grace = _options._ms("grace_ms", grace_ms)
         limit = _options._int_option("limit", limit, 0)
-        return self._run(scripts.clean(self.keys, status, now_ms() - grace, limit, dry_run))  # type: ignore[no-any-return]
+
+        def run() -> list[str]:
+            return self._run(scripts.clean(self.keys, status, now_ms() - grace, limit, dry_run))  # type: ignore[no-any-return]
+
+        return run() if retry is None else _retrying(run, client=self.client, what="clean", policy=retry)
 
     def empty(self) -> int:
         """Remove every waiting, paused and delayed job (atomically); returns how many."""
@@ -576,6 +630,142 @@ class Queue:
             if cursor == "0":
                 return removed
 
+    # --- for operators' tools ----------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """True when Redis holds any key of this queue (none: a mistyped name or prefix, or another Redis)."""
+        # One round trip for any real queue; only a queue with none of these keys costs a SCAN, which stops
+        # at the first key found.
+        with connection.unavailable_as_error(self.client):
+            if self.client.exists(*(self.keys(k) for k in _PRESENCE_KEYS)):
+                return True
+            found = self.client.scan_iter(scripts.glob_escape(self.keys.base) + "*", count=1000)
+            return next(iter(found), None) is not None
+
+    def get_lock_owner(self, job_id: str | int) -> str | None:
+        """The token of the worker holding a job's lock, or None when the job is not locked."""
+        with connection.unavailable_as_error(self.client):
+            owner = self.client.get(self.keys.lock(str(job_id)))
+        return None if owner is None else _text(owner)
+
+    def get_metrics(self, type: str, start: int = 0, end: int = -1) -> Metrics:
+        """Bull's per-minute metrics of ``completed`` or ``failed`` jobs (Node's ``getMetrics``)."""
+        return self.get_metrics_by_types([type], start, end)[type]
+
+    def get_metrics_by_types(self, types: str | Sequence[str] = METRICS_TYPES, start: int = 0, end: int = -1
+                             ) -> dict[str, Metrics]:
+        """``get_metrics`` of several types (default: completed and failed) in one round trip, keyed by type."""
+        names = [types] if isinstance(types, str) else list(types)
+        for name in names:
+            if name not in METRICS_TYPES:
+                raise ValueError(f"unknown metrics type {name!r}; use one of {', '.join(METRICS_TYPES)}")
+        if not names:
+            return {}
+
+        def fill(pipe: Any) -> None:
+            for name in names:
+                key = self.keys(f"metrics:{name}")
+                pipe.hmget(key, "count", "prevTS", "prevCount")
+                pipe.lrange(f"{key}:data", start, end)
+                pipe.llen(f"{key}:data")
+
+        replies = self._read(fill)
+        out: dict[str, Metrics] = {}
+        for i, name in enumerate(names):
+            meta, data, points = replies[3 * i : 3 * i + 3]
+            count, prev_ts, prev_count = (int(value or 0) for value in meta)
+            out[name] = Metrics(count, prev_ts, prev_count, [int(x) for x in data], int(points))
+        return out
+
+    # --- for inspection tools: plain commands only, so a ``+@read`` ACL user and an out-of-memory Redis answer --
+    def _each(self, ids: Sequence[str], command: Callable[[Any, str], object], size: int = _BATCH) -> list[Any]:
+        """``command(pipe, id)`` for each id, in plain pipelines of ``size``; the replies in order."""
+        replies: list[Any] = []
+        for start in range(0, len(ids), size):
+            with connection.unavailable_as_error(self.client), self.client.pipeline(transaction=False) as pipe:
+                for job_id in ids[start : start + size]:
+                    command(pipe, str(job_id))
+                replies.extend(pipe.execute())
+        return replies
+
+    def get_scores(self, state: str, ids: Sequence[str]) -> list[float | None]:
+        """Each job's score in a sorted-set state (delayed, completed, failed), None where it is not there."""
+        if state not in ("delayed", "completed", "failed"):
+            raise ValueError(f"get_scores reads delayed, completed or failed, not {state!r}")
+        key = self.keys(state)
+        return [None if s is None else float(s) for s in self._each(ids, lambda pipe, i: pipe.zscore(key, i))]
+
+    def get_memory_usage(self, ids: Sequence[str]) -> list[int | None]:
+        """``MEMORY USAGE`` of each job's hash in bytes, every field counted; None for a job that is gone."""
+        # SAMPLES 0: Redis' default estimates a hash from 5 of its fields, and may miss a job's big ``data``.
+        sizes = self._each(ids, lambda pipe, i: pipe.memory_usage(self.keys.job(i), samples=0))
+        return [None if n is None else int(n) for n in sizes]
+
+    def scan_job_ids(self, *, count: int = 1000) -> Iterator[str]:
+        """Ids of every job hash of the queue, in a state or in none, found with SCAN (never KEYS), ``count``
+        keys a round trip; it walks the whole keyspace."""
+        return self._scan_job_ids(_options._int_option("count", count, 1))
+
+    def _scan_job_ids(self, count: int) -> Iterator[str]:
+        base = self.keys.base
+        pattern = scripts.glob_escape(base) + "*"
+        with connection.unavailable_as_error(self.client):
+            try:
+                for key in self.client.scan_iter(match=pattern, count=count, _type="hash"):
+                    job_id = _job_id_of(_text(key), base)
+                    if job_id is not None:
+                        yield job_id
+            except _redis.ResponseError as exc:
+                if "syntax" not in str(exc).lower():
+                    raise
+                # Redis < 6 has no SCAN ... TYPE: ask TYPE for each key, a batch a round trip.
+                keys: list[str] = []
+                for key in self.client.scan_iter(match=pattern, count=count):
+                    keys.append(_text(key))
+                    if len(keys) >= count:
+                        yield from self._job_hashes(keys, base)
+                        keys = []
+                yield from self._job_hashes(keys, base)
+
+    def _job_hashes(self, keys: list[str], base: str) -> Iterator[str]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.type(key)
+            types = pipe.execute()
+        for key, kind in zip(keys, types):
+            job_id = _job_id_of(key, base) if _text(kind) == "hash" else None
+            if job_id is not None:
+                yield job_id
+
+    def other_queue_ids(self, ids: Sequence[str]) -> set[str]:
+        """Of these ids, those that are jobs of another queue ``<name>:<head>`` (job ``5`` of queue ``q:a``
+        has the key job ``a:5`` of queue ``q`` would have)."""
+        asked: list[tuple[str, list[str]]] = []
+        for job_id in ids:
+            parts = str(job_id).split(":")
+            for cut in range(1, len(parts)):
+                head = self.keys.base + ":".join(parts[:cut]) + ":"
+                asked.append((str(job_id), [head + suffix for suffix in _PRESENCE_KEYS]))
+        if not asked:
+            return set()
+        with connection.unavailable_as_error(self.client), self.client.pipeline(transaction=False) as pipe:
+            for _, keys in asked:
+                pipe.exists(*keys)
+            replies = pipe.execute()
+        return {job_id for (job_id, _), found in zip(asked, replies) if found}
+
+    def count_workers(self) -> int | None:
+        """How many workers are connected (those ``get_workers`` lists), None where CLIENT LIST is refused."""
+        clients = self.server.clients()
+        wanted = self.keys.worker_name
+        return None if clients is None else sum(1 for entry in clients if entry.get("name") == wanted)
+
+    def chunk_writer(self, *, idempotent: bool, total: int, retry: RetryPolicy | None = None) -> ChunkWriter:
+        """``add_frame``'s writer: adds chunks of jobs in order through Redis restarts and failovers (see
+        ``bullpy._loading``); ``idempotent`` when the jobs carry ids; close it when done."""
+        from ._loading import ChunkWriter
+
+        return ChunkWriter(self, idempotent=idempotent, total=total, policy=retry)
+
 
 def find_queues(redis: str | _redis.Redis | Any | None = None, prefix: str = "bull", *,
                 cluster: bool | None = None) -> list[str]:
@@ -595,6 +785,14 @@ def find_queues(redis: str | _redis.Redis | Any | None = None, prefix: str = "bu
             for key in node.scan_iter(pattern, count=1000):
                 names.add(_text(key)[len(prefix) + 1 : -len(":id")])
     return sorted(names)
+
+
+def _job_id_of(key: str, base: str) -> str | None:
+    """The job id a hash key under ``base`` names, or None for the queue's own structure keys."""
+    job_id = key[len(base):]
+    if job_id in _STRUCTURE_HASHES or job_id in QUEUE_KEY_SUFFIXES or job_id.startswith(RESERVED_ID_PREFIXES):
+        return None
+    return job_id
 
 
 def _parse_types(types: Iterable[str], unique: bool = True) -> list[str]:

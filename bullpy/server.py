@@ -15,6 +15,15 @@ from . import connection
 from .utils import text
 
 
+def identity(connection_kwargs: Mapping[str, Any], run_id: Any) -> tuple[Any, ...]:
+    """``Server.identity()`` for any client (an asyncio one too): its connection settings and the ``run_id``
+    its server's INFO gave (None or "" where INFO was refused)."""
+    db = int(connection_kwargs.get("db", 0) or 0)
+    if run_id:
+        return (text(run_id), db)
+    return (connection_kwargs.get("path"), connection_kwargs.get("host"), connection_kwargs.get("port"), db)
+
+
 class Server:
     """One Redis server (and db) seen through a client; answers are read fresh on every call."""
 
@@ -67,12 +76,7 @@ class Server:
         """What tells two connections to the same server and db apart from two servers: INFO's ``run_id``
         and the db (one server reached as localhost and 127.0.0.1 has one run_id), else, where INFO is
         refused, the connection settings."""
-        kwargs = self._client.connection_pool.connection_kwargs
-        db = int(kwargs.get("db", 0) or 0)
-        run_id = self.info("server").get("run_id")
-        if run_id:
-            return (text(run_id), db)
-        return (kwargs.get("path"), kwargs.get("host"), kwargs.get("port"), db)
+        return identity(self._client.connection_pool.connection_kwargs, self.info("server").get("run_id"))
 
     def masters(self) -> list[Server]:
         """Every master of a Redis Cluster this server belongs to, else ``[self]`` (where SCAN and CLIENT
@@ -82,13 +86,17 @@ class Server:
 
     def client_list(self) -> list[dict[str, str]]:
         """``CLIENT LIST`` of every master, fields as str; ``[]`` where the server refuses it."""
+        return self.clients() or []
+
+    def clients(self) -> list[dict[str, str]] | None:
+        """``CLIENT LIST`` of every master, fields as str; None where the server refuses it (ACL, proxies)."""
         out: list[dict[str, str]] = []
         with connection.unavailable_as_error(self._client):
             try:
                 for node in connection.masters(self._client):
                     out.extend({text(k): text(v) for k, v in entry.items()} for entry in node.client_list())
             except _redis.ResponseError:
-                return []  # servers or proxies without CLIENT LIST
+                return None  # servers or proxies without CLIENT LIST
         return out
 
     def __repr__(self) -> str:

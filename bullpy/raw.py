@@ -1,0 +1,251 @@
+"""A queue's jobs as Redis holds them (``queue.raw``): raw hashes, logs, scores and locks, read and written in bulk.
+
+The facade under export, import, copy, move (``bullpy.transfer``) and the BullMQ migration (``bullpy.migrate``):
+each method runs one of bullpy's own scripts (``lua/read_jobs.lua``, ``import_jobs.lua``, ``import_queue.lua``,
+``remove_moved.lua``, ``requeue_jobs.lua``) or one plain command, on the queue's keys. Job hashes travel as
+bytes, never decoded or re-encoded: when the queue's client decodes replies, a second client on the same
+server and db that does not is opened on first use. Use it as a context manager (or call ``close()``)::
+
+    with queue.raw as raw:
+        rows = raw.read_jobs(["1", "2"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis as _redis
+
+from . import connection
+from . import retry as _retry
+from ._core import scripts
+from ._core.codec import parse_job_hash
+from ._core.keys import check_job_id
+from ._core.scripts import Imported, ImportJob, RawJob
+from ._facade import ScriptRunner
+from .job import Job
+from .utils import now_ms, text
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+__all__ = ["LIST_STATES", "METRICS_KEYS", "ZSET_STATES", "ImportJob", "Imported", "RawJob", "RawQueue",
+           "check_job_id"]
+
+T = TypeVar("T")
+
+#: The states held in lists (read by position) and in sorted sets (read by score).
+LIST_STATES = scripts.LIST_STATES
+ZSET_STATES = scripts.ZSET_STATES
+#: The queue's metrics keys, as ``metrics()`` names them.
+METRICS_KEYS = scripts.METRICS_KEYS
+_SCORED_KEYS = frozenset({*ZSET_STATES, "priority", "repeat"})
+# check_job_id(job_id) -> job_id, else ValueError: refuses an id that would collide with the queue's own keys
+# (as ``add(job_id=...)`` does); for raw jobs that arrive from elsewhere (an export file).
+
+
+class RawQueue:
+    """The jobs of one queue as Redis holds them; ``queue.raw`` gives one."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self._client: _redis.Redis | None = None
+        self._runner: ScriptRunner | None = None
+        self._pool: _redis.ConnectionPool | None = None
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+    def _bytes(self) -> tuple[_redis.Redis, ScriptRunner]:
+        if self._client is None or self._runner is None:
+            client = self.queue.client
+            pool = client.connection_pool
+            kwargs = dict(pool.connection_kwargs)
+            if not kwargs.get("decode_responses"):
+                self._client, self._runner = client, self.queue._runner
+            else:
+                kwargs["decode_responses"] = False
+                self._pool = _redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+                self._client = _redis.Redis(connection_pool=self._pool)
+                self._runner = ScriptRunner(self._client)
+        return self._client, self._runner
+
+    def _run(self, call: scripts.Call[T]) -> T:
+        return self._bytes()[1].run(call)
+
+    def close(self) -> None:
+        """Release the second connection pool, if one was opened (the queue's own stays open)."""
+        if self._pool is not None and self._client is not None:
+            self._client.close()
+            self._pool.disconnect()
+        self._client = self._runner = self._pool = None
+
+    def __enter__(self) -> RawQueue:  # noqa: PYI034 (typing.Self needs Python 3.11)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<RawQueue {self.queue.prefix}:{self.queue.name}>"
+
+    def retried(self, fn: Callable[[], T], *, what: str, policy: _retry.RetryPolicy | None = None) -> T:
+        """Run ``fn`` (reads, safe to repeat) retrying through a Redis restart or failover under ``policy``
+        (default ``bullpy.retry.DEFAULT_POLICY``); when it runs out, ``RedisUnavailable`` names ``what``."""
+        return _retry.call(fn, client=self._bytes()[0], what=what, policy=policy)
+
+    # --- reading jobs -----------------------------------------------------------------------------------
+    def read_list(self, state: str, start: int, count: int, *, full: bool = True) -> list[RawJob]:
+        """Up to ``count`` jobs of a list state (active, wait, paused) from index ``start`` counted from the
+        tail (the LPUSH end), read atomically; ``full=False`` leaves out hashes, logs and debounce ttls."""
+        if state not in LIST_STATES:
+            raise ValueError(f"read_list reads {', '.join(LIST_STATES)}, not {state!r}")
+        return self._run(scripts.read_jobs_in_list(self.queue.keys, state, start, count, full))
+
+    def read_zset(self, state: str, min_score: float, offset: int, count: int, *, full: bool = True) -> list[RawJob]:
+        """Up to ``count`` jobs of a sorted-set state (delayed, completed, failed) scored ``min_score`` or more,
+        lowest first, past the first ``offset`` of them (a cursor that survives ties), read atomically."""
+        if state not in ZSET_STATES:
+            raise ValueError(f"read_zset reads {', '.join(ZSET_STATES)}, not {state!r}")
+        return self._run(scripts.read_jobs_in_zset(self.queue.keys, state, min_score, offset, count, full))
+
+    def read_jobs(self, ids: Sequence[str], *, full: bool = True) -> list[RawJob]:
+        """These jobs, each with the state it is in now (None: in no state), read atomically. For a few ids:
+        each is looked for in the lists by position (LPOS), so a long list makes it slow; see ``hashes``."""
+        return self._run(scripts.read_jobs_by_id(self.queue.keys, [str(i) for i in ids], full))
+
+    def hashes(self, ids: Sequence[str]) -> list[dict[bytes, bytes]]:
+        """The job hashes exactly as Redis holds them (``{}`` for a job that is gone), in one round trip."""
+        keys = self.queue.keys
+        client = self._bytes()[0]
+        with connection.unavailable_as_error(client), client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(keys.job(str(job_id)))
+            return [dict(reply) for reply in pipe.execute()]
+
+    def job(self, job_id: str, fields: Mapping[bytes, bytes]) -> Job:
+        """A raw job hash as ``queue.get_job`` would return the job. Raises ValueError where Node could not
+        read it (``opts`` or ``data`` not JSON)."""
+        kwargs = self.queue.client.connection_pool.connection_kwargs
+        decoded: Mapping[Any, Any] = fields
+        if kwargs.get("decode_responses"):
+            # As the queue's own client would hand them over (strict: bytes that are not UTF-8 raise).
+            encoding, errors = kwargs.get("encoding", "utf-8"), kwargs.get("encoding_errors", "strict")
+            decoded = {k.decode(encoding, errors): v.decode(encoding, errors) for k, v in fields.items()}
+        return Job(self.queue, parse_job_hash(str(job_id), decoded, now_ms()))
+
+    def job_presence(self, ids: Sequence[str]) -> list[tuple[bool, bool]]:
+        """Per id, in one round trip: (the job hash exists, a worker holds its lock)."""
+        keys = self.queue.keys
+        client = self._bytes()[0]
+        with connection.unavailable_as_error(client), client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.exists(keys.job(job_id))
+                pipe.exists(keys.lock(job_id))
+            replies = pipe.execute()
+        return [(bool(replies[i]), bool(replies[i + 1])) for i in range(0, len(replies), 2)]
+
+    def scores(self, name: str, start: int = 0, end: int = -1) -> list[tuple[str, float]]:
+        """Members of one of the queue's sorted sets (delayed, completed, failed, priority, repeat) with their
+        scores, lowest first (delayed: due*4096 + counter bits; completed/failed: finishedOn; repeat: next run)."""
+        if name not in _SCORED_KEYS:
+            raise ValueError(f"scores reads {', '.join(sorted(_SCORED_KEYS))}, not {name!r}")
+        client = self._bytes()[0]
+        with connection.unavailable_as_error(client):
+            rows: list[tuple[Any, float]] = client.zrange(self.queue.keys(name), start, end, withscores=True)  # type: ignore[assignment]
+        return [(text(member), float(score)) for member, score in rows]
+
+    def has_repeatables(self, repeat_keys: Sequence[str]) -> list[bool]:
+        """Per repeat key (as ``get_repeatable_jobs`` shows it), whether the queue has that definition."""
+        client = self._bytes()[0]
+        with connection.unavailable_as_error(client), client.pipeline(transaction=False) as pipe:
+            for key in repeat_keys:
+                pipe.zscore(self.queue.keys("repeat"), key)
+            return [reply is not None for reply in pipe.execute()]
+
+    def id_counter(self) -> int | None:
+        """The job-id counter (the last automatic id), or None when there is none or it is not a number."""
+        client = self._bytes()[0]
+        with connection.unavailable_as_error(client):
+            value = client.get(self.queue.keys("id"))
+        try:
+            return None if value is None else int(value)
+        except (TypeError, ValueError):
+            return None
+
+    def metrics(self) -> dict[str, tuple[bytes, ...]]:
+        """The metrics keys that hold something, read atomically: hashes as field, value... and the data
+        lists left to right, as bytes."""
+        keys = self.queue.keys
+        client = self._bytes()[0]
+        with connection.unavailable_as_error(client), client.pipeline(transaction=True) as pipe:
+            for suffix in METRICS_KEYS:
+                if suffix.endswith(":data"):
+                    pipe.lrange(keys(suffix), 0, -1)
+                else:
+                    pipe.hgetall(keys(suffix))
+            replies = pipe.execute()
+        out: dict[str, tuple[bytes, ...]] = {}
+        for suffix, reply in zip(METRICS_KEYS, replies):
+            values = tuple(v for pair in reply.items() for v in pair) if isinstance(reply, dict) else tuple(reply)
+            if values:
+                out[suffix] = values
+        return out
+
+    def key_type(self, name: str) -> str:
+        """The Redis type of the queue's key ``prefix:name:<name>`` ("none" when absent)."""
+        client = self._bytes()[0]
+        with connection.unavailable_as_error(client):
+            return text(client.type(self.queue.keys(name)))
+
+    # --- writing jobs -----------------------------------------------------------------------------------
+    def import_jobs(self, jobs: Sequence[ImportJob], *, on_conflict: str = "error",
+                    id_floor: int | None = None) -> Imported:
+        """Write jobs with their raw hashes and logs, all or nothing; the id counter is raised to ``id_floor``.
+
+        ``on_conflict`` for a job hash that exists: ``"error"`` (write nothing, answer the ids), ``"skip"`` or
+        ``"replace"`` (never a job a worker holds). Waiting jobs go to ``paused`` while the queue is paused.
+        """
+        if on_conflict not in ("error", "skip", "replace"):
+            raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
+        return self._run(scripts.import_jobs(self.queue.keys, on_conflict, id_floor, jobs))
+
+    def import_queue(self, *, id_floor: int | None = None, replace: bool = False,
+                     repeatables: Sequence[tuple[str, float]] = (),
+                     metrics: Mapping[str, Sequence[bytes]] | None = None) -> tuple[int, int, int]:
+        """Raise the id counter to ``id_floor``, add repeatable definitions (key, next-run score; ``replace``
+        overwrites the score of one the queue has) and write the metrics keys the queue does not have.
+        Returns (definitions added, definitions already there, metrics keys written)."""
+        unknown = set(metrics or {}) - set(METRICS_KEYS)
+        if unknown:
+            raise ValueError(f"unknown metrics keys {sorted(unknown)}; use some of {', '.join(METRICS_KEYS)}")
+        return self._run(scripts.import_queue(self.queue.keys, id_floor, replace, repeatables, metrics or {}))
+
+    def remove_if_unchanged(self, jobs: Sequence[tuple[str, str, Mapping[bytes, bytes]]]) -> list[str]:
+        """Remove jobs (id, the state they were read in, the hash read then) each only if it is still in that
+        state, unlocked, and its lifecycle fields are as read (``scripts.FINGERPRINT_FIELDS``): the rule
+        behind every move. One status per job: ``"removed"``, ``"locked"`` or ``"changed"`` (moved on, gone)."""
+        for _, state, _ in jobs:
+            if state not in scripts.STATE_INDEX:
+                raise ValueError(f"unknown job state {state!r}")
+        return self._run(scripts.remove_moved(self.queue.keys, jobs)) if jobs else []
+
+    def requeue(self, jobs: Sequence[tuple[str, str, bool]], *, now: int | None = None) -> list[str]:
+        """Move jobs (id, the state they are in, lifo) back to waiting as Bull would: failed and completed ones
+        as ``job.retry()``, delayed ones as ``promote()``, unlocked active ones to the head. One status per
+        job: ``"moved"``, ``"waiting"`` (already), ``"locked"`` or ``"changed"`` (no longer in that state)."""
+        for _, state, _ in jobs:
+            if state not in scripts.STATE_INDEX:
+                raise ValueError(f"unknown job state {state!r}")
+        if not jobs:
+            return []
+        return self._run(scripts.requeue_jobs(self.queue.keys, now_ms() if now is None else now, jobs))
+
+    def remove_repeat_entries(self, repeat_keys: Sequence[str]) -> int:
+        """Take these definitions out of the ``repeat`` zset only (their iteration jobs stay); how many were there."""
+        if not repeat_keys:
+            return 0
+        client = self._bytes()[0]
+        with connection.unavailable_as_error(client):
+            return int(client.zrem(self.queue.keys("repeat"), *repeat_keys))

@@ -1,0 +1,394 @@
+"""The export file format: records written and read one at a time, with limits and a SHA-256 checksum.
+
+An export file is a stream of msgpack records (never the whole queue in memory), format ``bullpy-export``
+version 1:
+
+1. the header ``{"format": "bullpy-export", "version": 1, "queue", "prefix", "exported_at" (ms),
+   "bullpy" (version), "states" (what was exported), "source" (host:port db, never a password)}``;
+2. one ``{"t": "job", "id", "state", "hash", "logs", ...}`` record per job, states in the order jobs
+   flow (delayed, wait, paused, active, completed, failed). ``hash`` is the job hash as Redis holds
+   it (field, value, field, value... as msgpack bin: nothing is decoded or re-encoded), ``logs`` the
+   log rows. ``score`` is the zset score of delayed (due*4096 + counter bits), completed and failed
+   jobs (finishedOn); ``priority`` the score of a waiting job in the ``priority`` zset;
+   ``debounce_ttl`` the PTTL of the job's ``de:<deid>`` key (-1: no expiry) while it names the job.
+   Lists are written from the tail (the LPUSH end) to the head (the next job to run);
+3. one ``{"t": "repeat", "key", "score"}`` record per repeatable definition (the ``repeat`` zset);
+4. one ``{"t": "queue", "paused", "id", "metrics"}`` record: the global pause flag, the job-id counter
+   and, for a whole-queue export, the ``metrics:*`` keys;
+5. the trailer ``{"t": "end", "records", "counts", "repeat", "dangling", "sha256"}``: record and job
+   counts and the SHA-256 of every byte before it, so a truncated or altered file is detected.
+
+Not exported: locks, ``stalled``/``stalled-check`` (a worker's transient state), limiter keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping
+from types import TracebackType
+from typing import IO, Any, Final
+
+import msgpack  # type: ignore[import-untyped]
+
+from ..errors import ExportFormatError
+from ..raw import METRICS_KEYS, check_job_id
+from .records import (
+    ALL_STATES,
+    FORMAT,
+    JOB_STATES,
+    VERSION,
+    ExportHeader,
+    ExportSummary,
+    JobEntry,
+    QueueInfo,
+    RepeatEntry,
+)
+
+Entry = JobEntry | RepeatEntry | QueueInfo
+
+_SCORED: Final = frozenset({"delayed", "completed", "failed"})
+CHUNK: Final = 256 * 1024
+_MAX_RECORD: Final = 1024 * 1024 * 1024  # a job hash may hold values up to Redis' 512 MB
+# msgpack allocates an array or map as soon as it reads its header: a garbage header must not be able to
+# claim gigabytes. Arrays hold hash fields and log rows; maps are records (a few keys each).
+_MAX_ITEMS: Final = 4_000_000
+_MAX_KEYS: Final = 64
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+def job_record(entry: JobEntry) -> dict[str, Any]:
+    """A job's record as written to the file."""
+    record: dict[str, Any] = {
+        "t": "job", "id": entry.id, "state": entry.state,
+        "hash": [v for pair in entry.fields.items() for v in pair], "logs": list(entry.logs),
+    }
+    if entry.score is not None:
+        record["score"] = entry.score
+    if entry.priority is not None:
+        record["priority"] = entry.priority
+    if entry.debounce_ttl is not None:
+        record["debounce_ttl"] = entry.debounce_ttl
+    return record
+
+
+class RecordWriter:
+    """Packs records onto a stream, hashing every one but the trailer and counting bytes."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.packer = msgpack.Packer(use_bin_type=True)
+        self.hasher = hashlib.sha256()
+        self.records = 0
+        self.bytes = 0
+
+    def write(self, record: Mapping[str, Any], *, hashed: bool = True) -> None:
+        data: bytes = self.packer.pack(record)
+        self.stream.write(data)
+        if hashed:
+            self.hasher.update(data)
+            self.records += 1
+        self.bytes += len(data)
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+_END = object()
+
+
+class ExportReader:
+    """Reads an export file record by record and checks each one as it goes.
+
+    Iterating yields ``JobEntry``, ``RepeatEntry`` and one ``QueueInfo``; a malformed, truncated or
+    altered file raises ``ExportFormatError`` naming the record and byte offset. The checksum and the
+    counts are verified when the end record is reached, so only a complete iteration proves a file
+    sound (``validate_export`` does one). ``summary`` is set once the end record was read.
+    """
+
+    def __init__(self, stream: IO[bytes], *, name: str = "", close: bool = False) -> None:
+        self.name = name or str(getattr(stream, "name", "") or "<stream>")
+        self._stream, self._close = stream, close
+        self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, use_list=True,
+                                          max_buffer_size=_MAX_RECORD, max_array_len=_MAX_ITEMS,
+                                          max_map_len=_MAX_KEYS)
+        self._hasher = hashlib.sha256()
+        self._pending = bytearray()  # bytes fed to the unpacker, not yet hashed
+        self._hashed = 0             # offset up to which the bytes were hashed
+        self._fed = 0
+        self._eof = False
+        self._record = 0             # number of the last record read (the header is record 1)
+        self._start = 0              # byte offset of the last record read
+        self._end = 0
+        self._ids: set[str] = set()
+        self._counts = Counter[str]()
+        self._repeat = 0
+        self._queue_info: QueueInfo | None = None
+        self._iterated = False
+        self.summary: ExportSummary | None = None
+        try:
+            self.header = self._read_header()
+        except BaseException:
+            self.close()
+            raise
+
+    # plumbing
+    def close(self) -> None:
+        if self._close:
+            self._stream.close()
+
+    def __enter__(self) -> ExportReader:  # noqa: PYI034 (typing.Self needs Python 3.11)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def queue_info(self) -> QueueInfo | None:
+        """The queue record, once it was read."""
+        return self._queue_info
+
+    def _error(self, message: str, *, at_record: bool = True) -> ExportFormatError:
+        if at_record:
+            return ExportFormatError(message, source=self.name, record=self._record, offset=self._start)
+        return ExportFormatError(message, source=self.name)
+
+    def _next(self) -> Any:
+        while True:
+            try:
+                obj = next(self._unpacker)
+            except StopIteration:
+                if self._eof:
+                    return _END
+                chunk = self._stream.read(CHUNK)
+                if not chunk:
+                    self._eof = True
+                    continue
+                try:
+                    self._unpacker.feed(chunk)
+                except msgpack.BufferFull:
+                    raise ExportFormatError(f"a record is larger than {_MAX_RECORD:,} bytes (not an export?)",
+                                            source=self.name, record=self._record + 1, offset=self._end) from None
+                self._pending += chunk
+                self._fed += len(chunk)
+                continue
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                raise ExportFormatError(f"not valid msgpack: {exc}", source=self.name, record=self._record + 1,
+                                        offset=self._end) from None
+            self._record += 1
+            self._start, self._end = self._end, self._unpacker.tell()
+            return obj
+
+    def _hash_through(self, end: int) -> None:
+        n = end - self._hashed
+        self._hasher.update(memoryview(self._pending)[:n])
+        del self._pending[:n]
+        self._hashed = end
+
+    def _truncated(self) -> ExportFormatError:
+        if self._fed > self._end:
+            return ExportFormatError(f"truncated: the file ends inside record {self._record + 1} "
+                                     f"({self._fed - self._end} bytes of it)", source=self.name,
+                                     record=self._record + 1, offset=self._end)
+        return ExportFormatError(f"truncated: the file ends after record {self._record} without the end record",
+                                 source=self.name, offset=self._end)
+
+    # records
+    def _read_header(self) -> ExportHeader:
+        obj = self._next()
+        if obj is _END:
+            if self._fed:
+                raise self._truncated()
+            raise ExportFormatError("empty file: not a bullpy export", source=self.name)
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+            raise self._error(f"not a bullpy export: the file does not start with a {FORMAT!r} header")
+        version = obj.get("version")
+        if version != VERSION:
+            raise self._error(f"unsupported {FORMAT} version {version!r}: this bullpy reads version {VERSION}")
+        expected = {"format", "version", "queue", "prefix", "exported_at", "bullpy", "states", "source"}
+        if set(obj) != expected:
+            raise self._error(f"header: expected the fields {sorted(expected)}, got {sorted(obj)}")
+        for name in ("queue", "prefix", "bullpy", "source"):
+            if not isinstance(obj[name], str):
+                raise self._error(f"header: {name!r} must be a string")
+        if not obj["queue"] or not obj["prefix"]:
+            raise self._error("header: empty queue name or prefix")
+        if not _is_int(obj["exported_at"]):
+            raise self._error("header: 'exported_at' must be an integer (ms)")
+        states = obj["states"]
+        if not isinstance(states, list) or not all(isinstance(s, str) and s in ALL_STATES for s in states):
+            raise self._error(f"header: 'states' must be a list of {', '.join(ALL_STATES)}")
+        self._hash_through(self._end)
+        return ExportHeader(obj["queue"], obj["prefix"], obj["exported_at"], obj["bullpy"], tuple(states),
+                            obj["source"], version)
+
+    def __iter__(self) -> Iterator[Entry]:
+        if self._iterated:
+            raise RuntimeError("an ExportReader can be iterated once; open the file again")
+        self._iterated = True
+        while True:
+            obj = self._next()
+            if obj is _END:
+                raise self._truncated()
+            kind = obj.get("t") if isinstance(obj, dict) else None
+            if kind == "end":
+                self._finish(obj)
+                return
+            self._hash_through(self._end)
+            if self._queue_info is not None:
+                raise self._error(f"a {kind!r} record after the queue record (only the end record may follow it)")
+            if kind == "job":
+                yield self._parse_job(obj)
+            elif kind == "repeat":
+                yield self._parse_repeat(obj)
+            elif kind == "queue":
+                self._queue_info = self._parse_queue(obj)
+                yield self._queue_info
+            else:
+                raise self._error(f"unknown record type {kind!r}" if isinstance(obj, dict)
+                                  else f"expected a record (a map), got {type(obj).__name__}")
+
+    def _fields(self, obj: dict[str, Any], required: Collection[str], optional: Collection[str] = ()) -> None:
+        missing = set(required) - set(obj)
+        unknown = set(obj) - set(required) - set(optional)
+        if missing or unknown:
+            what = f"job {obj['id']!r}" if obj.get("t") == "job" and isinstance(obj.get("id"), str) else obj.get("t")
+            detail = "; ".join(x for x in (f"missing {sorted(missing)}" if missing else "",
+                                          f"unknown {sorted(unknown)}" if unknown else "") if x)
+            raise self._error(f"{what} record: {detail}")
+
+    def _parse_job(self, obj: dict[str, Any]) -> JobEntry:
+        self._fields(obj, {"t", "id", "state", "hash", "logs"}, {"score", "priority", "debounce_ttl"})
+        job_id = obj["id"]
+        if not isinstance(job_id, str):
+            raise self._error(f"job record: the id must be a string, got {job_id!r}")
+        try:
+            check_job_id(job_id)
+        except ValueError as exc:
+            raise self._error(f"job {job_id!r}: {exc}") from None
+        if job_id in self._ids:
+            raise self._error(f"job {job_id!r} appears twice")
+        state = obj["state"]
+        if state not in JOB_STATES:
+            raise self._error(f"job {job_id!r}: unknown state {state!r}")
+        flat = obj["hash"]
+        if not isinstance(flat, list) or not flat or len(flat) % 2 or not all(isinstance(x, bytes) for x in flat):
+            raise self._error(f"job {job_id!r}: 'hash' must be a non-empty list of field, value byte strings")
+        fields = dict(zip(flat[0::2], flat[1::2]))
+        if len(fields) * 2 != len(flat):
+            raise self._error(f"job {job_id!r}: a hash field appears twice")
+        _check_job_json(fields, lambda message: self._error(f"job {job_id!r}: {message}"))
+        logs = obj["logs"]
+        if not isinstance(logs, list) or not all(isinstance(x, bytes) for x in logs):
+            raise self._error(f"job {job_id!r}: 'logs' must be a list of byte strings")
+        score = obj.get("score")
+        if state in _SCORED:
+            if not _is_score(score):
+                raise self._error(f"job {job_id!r}: a {state} job needs a numeric 'score', got {score!r}")
+        elif score is not None:
+            raise self._error(f"job {job_id!r}: a {state} job has no score")
+        priority = obj.get("priority")
+        if priority is not None and (state not in ("wait", "paused") or not _is_score(priority)):
+            raise self._error(f"job {job_id!r}: 'priority' must be a number, on waiting jobs only")
+        ttl = obj.get("debounce_ttl")
+        if ttl is not None and (not _is_int(ttl) or ttl < -1 or b"deid" not in fields):
+            raise self._error(f"job {job_id!r}: 'debounce_ttl' must be an integer >= -1 on a job with a deid")
+        self._ids.add(job_id)
+        self._counts[state] += 1
+        return JobEntry(job_id, state, fields, tuple(logs),
+                        None if score is None else float(score), None if priority is None else float(priority), ttl)
+
+    def _parse_repeat(self, obj: dict[str, Any]) -> RepeatEntry:
+        self._fields(obj, {"t", "key", "score"})
+        if not isinstance(obj["key"], str) or not obj["key"] or not _is_score(obj["score"]):
+            raise self._error("repeat record: 'key' must be a non-empty string and 'score' a number")
+        self._repeat += 1
+        return RepeatEntry(obj["key"], float(obj["score"]))
+
+    def _parse_queue(self, obj: dict[str, Any]) -> QueueInfo:
+        self._fields(obj, {"t", "paused", "id", "metrics"})
+        if not isinstance(obj["paused"], bool):
+            raise self._error("queue record: 'paused' must be true or false")
+        if obj["id"] is not None and not _is_int(obj["id"]):
+            raise self._error("queue record: 'id' must be an integer or nil")
+        metrics = obj["metrics"]
+        if not isinstance(metrics, dict) or not all(
+            k in METRICS_KEYS and isinstance(v, list) and all(isinstance(x, bytes) for x in v)
+            for k, v in metrics.items()
+        ):
+            raise self._error(f"queue record: 'metrics' must map some of {', '.join(METRICS_KEYS)} to byte strings")
+        for name, values in metrics.items():
+            if not name.endswith(":data") and len(values) % 2:
+                raise self._error(f"queue record: {name!r} needs field, value pairs")
+        return QueueInfo(obj["paused"], obj["id"], {k: tuple(v) for k, v in metrics.items()})
+
+    def _finish(self, obj: dict[str, Any]) -> None:
+        self._fields(obj, {"t", "records", "counts", "repeat", "dangling", "sha256"})
+        if self._queue_info is None:
+            raise self._error("the end record comes before the queue record")
+        records = self._record - 2  # neither the header nor the end record
+        if obj["records"] != records:
+            raise self._error(f"the end record counts {obj['records']!r} records, the file holds {records}")
+        counts = obj["counts"]
+        if not isinstance(counts, dict) or any(counts.get(s, 0) != self._counts.get(s, 0)
+                                               for s in {*counts, *self._counts}):
+            raise self._error(f"job counts differ: the end record says {counts!r}, the file holds {dict(self._counts)}")
+        if obj["repeat"] != self._repeat:
+            raise self._error(f"the end record counts {obj['repeat']!r} repeatable definitions, the file holds "
+                              f"{self._repeat}")
+        if obj["sha256"] != self._hasher.hexdigest():
+            raise self._error("checksum mismatch: the file was altered or damaged")
+        if not _is_int(obj["dangling"]):
+            raise self._error("end record: 'dangling' must be an integer")
+        if self._next() is not _END or self._fed > self._end:
+            raise ExportFormatError("data after the end record", source=self.name, offset=self._end)
+        info = self._queue_info
+        self.summary = ExportSummary(
+            self.header.queue, self.header.prefix, self.header.exported_at,
+            {s: self._counts[s] for s in JOB_STATES if s in self.header.states},
+            self._repeat, info.paused, info.id_counter, self._end, obj["dangling"], self.header.version,
+            self.header.bullpy_version,
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_score(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and not (isinstance(value, float) and math.isnan(value))
+
+
+def _check_job_json(fields: Mapping[bytes, bytes], error: Callable[[str], Exception]) -> None:
+    """Node chokes on a job whose data is not JSON or whose opts is not a JSON object (protocol §2.4)."""
+    for name in (b"data", b"opts"):
+        raw = fields.get(name)
+        if raw is None:
+            continue
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise error(f"field {name.decode()!r} is not JSON") from None
+        if name == b"opts" and not isinstance(value, dict):
+            raise error("field 'opts' is not a JSON object")
+
+
+def read_export(source: str | os.PathLike[str] | IO[bytes]) -> ExportReader:
+    """Open an export file (a path or a binary stream) for reading; use it as a context manager."""
+    if isinstance(source, (str, os.PathLike)):
+        return ExportReader(open(source, "rb"), name=os.fspath(source), close=True)
+    return ExportReader(source)
+
+
+def validate_export(source: str | os.PathLike[str] | IO[bytes]) -> ExportSummary:
+    """Read a whole export file, checking every record, the counts and the checksum; its summary."""
+    with read_export(source) as reader:
+        for _ in reader:
+            pass
+    if reader.summary is None:  # a complete iteration either sets it or raises
+        raise ExportFormatError("the file ended without its end record", source=reader.name)
+    return reader.summary

@@ -1,0 +1,214 @@
+"""Writing jobs into a target queue for import, copy and move: placement, conflict checks, batches, tallies."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ..errors import ImportConflict
+from ..queue import Queue
+from ..raw import ImportJob, RawQueue
+from .records import MAX_REPORTED, JobEntry, RepeatEntry
+
+_BATCH_BYTES: Final = 8 * 1024 * 1024  # one script call stays well below Redis' request limits
+
+
+def where(queue: Queue) -> str:
+    """``prefix:name (host:port db N)``, for summaries and messages."""
+    return f"{queue.prefix}:{queue.name} ({queue.server.describe()})"
+
+
+def is_lifo(fields: Mapping[bytes, bytes]) -> bool:
+    """Whether a raw job hash's opts ask for lifo."""
+    try:
+        opts = json.loads(fields.get(b"opts") or b"{}")
+    except ValueError:
+        return False
+    return isinstance(opts, dict) and bool(opts.get("lifo"))
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A job and where it goes in the target: placement as ``queue.raw.import_jobs`` takes it."""
+
+    entry: JobEntry
+    placement: str  # head, tail, prio, delayed, completed, failed
+    fields: Mapping[bytes, bytes]
+    score: float | None = None
+    priority: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.placement in ("head", "tail", "prio")
+
+    def size(self) -> int:
+        return sum(len(k) + len(v) for k, v in self.fields.items()) + sum(len(r) for r in self.entry.logs) + 64
+
+    def job(self) -> ImportJob:
+        entry = self.entry
+        deid = self.fields.get(b"deid", b"") if entry.debounce_ttl is not None else b""
+        return ImportJob(entry.id, self.placement, self.fields, entry.logs, self.score, self.priority, deid,
+                         entry.debounce_ttl)
+
+
+def plan(entry: JobEntry, to_state: str | None, now: int) -> Planned:
+    """Where a job goes in the target, and its hash there (changed only when it changes state)."""
+    fields = entry.fields
+    if to_state is None or entry.state in ("wait", "paused", "active"):
+        if entry.state in ("wait", "paused"):
+            return Planned(entry, "head", fields, priority=entry.priority)
+        if entry.state == "active":
+            # The lock cannot travel: the job waits at the head, where Bull's stalled recovery puts it.
+            return Planned(entry, "head", fields)
+        if entry.score is None:
+            raise ValueError(f"job {entry.id!r}: a {entry.state} job needs its score")
+        return Planned(entry, entry.state, fields, score=entry.score)
+    if entry.state == "delayed":
+        # Bull's promote: the delay field is reset, prioritised jobs take their place by priority.
+        fields = {**fields, b"delay": b"0"}
+        try:
+            priority = float(fields.get(b"priority") or b"0")
+        except ValueError:
+            priority = 0.0
+        if priority and not math.isnan(priority):
+            return Planned(entry, "prio", fields, priority=priority)
+        return Planned(entry, "tail", fields)
+    # completed/failed: Bull's reprocessJob (job.retry()); attemptsMade, stacktrace, returnvalue stay.
+    fields = {k: v for k, v in fields.items() if k not in (b"finishedOn", b"processedOn", b"failedReason")}
+    fields[b"retriedOn"] = str(now).encode()
+    return Planned(entry, "head" if is_lifo(fields) else "tail", fields)
+
+
+class Tally:
+    """Counts for a summary, accumulated batch by batch."""
+
+    def __init__(self) -> None:
+        self.written: Counter[str] = Counter()
+        self.requeued_active = 0
+        self.conflict_ids: list[str] = []
+        self.conflicts = self.skipped = self.replaced = self.locked = 0
+        self.repeat_added = self.repeat_present = 0
+        self.removed = self.locked_in_source = self.changed = self.already_waiting = 0
+
+    def record(self, planned: Planned, status: str, ready_state: str) -> None:
+        if status in ("added", "replaced"):
+            self.written[ready_state if planned.ready else planned.placement] += 1
+            if planned.entry.state == "active":
+                self.requeued_active += 1
+        if status != "added":
+            self.conflicts += 1
+            if len(self.conflict_ids) < MAX_REPORTED:
+                self.conflict_ids.append(planned.entry.id)
+            if status == "skipped":
+                self.skipped += 1
+            elif status == "replaced":
+                self.replaced += 1
+            else:
+                self.locked += 1
+
+    def written_dict(self) -> dict[str, int]:
+        return {s: self.written[s] for s in ("wait", "paused", "delayed", "completed", "failed") if self.written[s]}
+
+    def import_fields(self, target: str, dry_run: bool, paused_target: bool, id_counter: int | None) -> dict[str, Any]:
+        return {
+            "target": target, "dry_run": dry_run, "written": self.written_dict(),
+            "requeued_active": self.requeued_active, "conflicts": self.conflicts,
+            "conflict_ids": tuple(self.conflict_ids), "skipped": self.skipped, "replaced": self.replaced,
+            "locked": self.locked, "repeatables_added": self.repeat_added,
+            "repeatables_present": self.repeat_present, "paused_target": paused_target, "id_counter": id_counter,
+        }
+
+
+def ready_as(written: dict[str, int], ready: str) -> dict[str, int]:
+    """Counts tallied as ``wait`` renamed ``paused`` when the target is (or will be) paused."""
+    if ready == "paused" and "wait" in written:
+        written["paused"] = written.get("paused", 0) + written.pop("wait")
+    return written
+
+
+class Target:
+    """Writes planned jobs into a queue in atomic batches (``queue.raw.import_jobs`` and ``import_queue``)."""
+
+    def __init__(self, queue: Queue, raw: RawQueue, on_conflict: str, id_floor: int | None, tally: Tally,
+                 batch_size: int) -> None:
+        self.queue, self.raw = queue, raw
+        self.on_conflict, self.tally, self.batch_size = on_conflict, tally, batch_size
+        self.id_floor = id_floor
+        self.ready_state = "paused" if queue.is_paused() else "wait"
+        self.jobs_written = 0
+
+    def write(self, planned: Sequence[Planned]) -> list[str]:
+        """Write jobs, in sub-batches of at most ``batch_size`` jobs and ~8 MB; one status per job."""
+        statuses: list[str] = []
+        start = 0
+        while start < len(planned):
+            end, size = start, 0
+            while end < len(planned) and end - start < self.batch_size and (end == start or size < _BATCH_BYTES):
+                size += planned[end].size()
+                end += 1
+            statuses.extend(self._write_batch(planned[start:end]))
+            start = end
+        return statuses
+
+    def _write_batch(self, batch: Sequence[Planned]) -> list[str]:
+        reply = self.raw.import_jobs([item.job() for item in batch], on_conflict=self.on_conflict,
+                                     id_floor=self.id_floor)
+        if reply.conflicts:
+            raise ImportConflict(where(self.queue), len(reply.conflicts), reply.conflicts, written=self.jobs_written)
+        for item, status in zip(batch, reply.statuses):
+            self.tally.record(item, status, self.ready_state)
+        self.jobs_written += sum(1 for s in reply.statuses if s in ("added", "replaced"))
+        return reply.statuses
+
+    def finish(self, repeats: Sequence[RepeatEntry], metrics: Mapping[str, tuple[bytes, ...]]) -> None:
+        """Repeatable definitions, metrics (only where the target has none) and the id counter."""
+        chunks = [repeats[i : i + self.batch_size] for i in range(0, len(repeats), self.batch_size)] or [[]]
+        for n, chunk in enumerate(chunks):
+            added, present, _metrics = self.raw.import_queue(
+                id_floor=self.id_floor, replace=self.on_conflict == "replace",
+                repeatables=[(rep.key, rep.score) for rep in chunk], metrics=metrics if n == len(chunks) - 1 else {},
+            )
+            self.tally.repeat_added += added
+            self.tally.repeat_present += present
+
+
+class ConflictCheck:
+    """Pass one: which ids already exist in the target (and are locked there), batch by batch."""
+
+    def __init__(self, raw: RawQueue, on_conflict: str, batch_size: int, tally: Tally) -> None:
+        self.raw, self.on_conflict, self.batch_size, self.tally = raw, on_conflict, batch_size, tally
+        self.pending: list[Planned] = []
+        self.repeats: list[str] = []
+
+    def add(self, planned: Planned) -> None:
+        self.pending.append(planned)
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def add_repeat(self, key: str) -> None:
+        self.repeats.append(key)
+        if len(self.repeats) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        presence = self.raw.job_presence([item.entry.id for item in self.pending]) if self.pending else []
+        for item, (exists, locked) in zip(self.pending, presence):
+            if not exists:
+                status = "added"
+            elif locked and self.on_conflict == "replace":
+                status = "locked"
+            else:
+                status = "replaced" if self.on_conflict == "replace" else "skipped"
+            # Ready jobs are tallied as "wait"; ready_as() renames them once the target's pause is known.
+            self.tally.record(item, status, "wait")
+        for present in self.raw.has_repeatables(self.repeats) if self.repeats else []:
+            if present:
+                self.tally.repeat_present += 1
+            else:
+                self.tally.repeat_added += 1
+        self.pending.clear()
+        self.repeats.clear()
