@@ -5,40 +5,67 @@ Kept free of pandas and ipywidgets so that ``bullpy --help`` and the inspection 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 import sys
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import click
 
 from .. import connection
 from ..queue import Queue
+from . import _output
+from ._output import Column
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 FORMATS = ("table", "json", "csv")
+#: Job states as every command names them; ``wait`` is accepted for ``waiting`` (Bull's key name).
+JOB_STATES = ("failed", "active", "waiting", "paused", "delayed", "completed")
 
 
 @dataclass
 class Settings:
-    """The global options, kept on ``ctx.obj``."""
+    """The global options, kept on ``ctx.obj``; given before or after the command (after wins)."""
 
     redis: str | None
-    prefix: str
+    prefix: str | None
     format: str | None
     yes: bool
     verbose: int
     cluster: bool | None = None  # --cluster/--no-cluster; None: ask each server once
+    profile: str | None = None
+    utc: bool = False
     detected: dict[str, bool] = field(default_factory=dict)
+    resolved: bool = False
+
+    def resolve(self) -> None:
+        """Fill what the command line left open from ``--profile``, then Bull's defaults (once)."""
+        if self.resolved:
+            return
+        self.resolved = True
+        if self.profile:
+            from ._profiles import load_profile
+
+            profile = load_profile(self.profile)
+            if self.redis is None:
+                self.redis = profile.url()
+            if self.prefix is None:
+                self.prefix = profile.prefix
+            if self.cluster is None:
+                self.cluster = profile.cluster
+        if self.prefix is None:
+            self.prefix = "bull"
+
+    @property
+    def key_prefix(self) -> str:
+        self.resolve()
+        return self.prefix or "bull"
 
     def is_cluster(self, redis: str | None) -> bool:
         """Whether ``redis`` (a URL, or None for the environment's) names a Redis Cluster node."""
+        self.resolve()
         if self.cluster is not None:
             return self.cluster
         url = redis if redis is not None else connection.env_url()
@@ -50,8 +77,8 @@ class Settings:
 
     @property
     def output(self) -> str:
-        # Tables for people at a terminal, JSON for pipes and scripts.
-        return self.format or ("table" if sys.stdout.isatty() else "json")
+        # One rule wherever stdout goes: --format, else a table (see _output).
+        return self.format or "table"
 
 
 def settings(ctx: click.Context) -> Settings:
@@ -61,13 +88,79 @@ def settings(ctx: click.Context) -> Settings:
     return obj
 
 
+# --- global options, accepted after the command too -------------------------------------------------------
+
+def _global_options() -> list[click.Option]:
+    return [
+        click.Option(["--redis", "g_redis"], default=None, metavar="URL", help="Redis URL (global option)."),
+        click.Option(["--profile", "g_profile"], default=None, metavar="NAME",
+                     help="A saved connection, see `bullpy profiles` (global option)."),
+        click.Option(["--prefix", "g_prefix"], default=None, help="Bull key prefix (global option)."),
+        click.Option(["--format", "g_format"], type=click.Choice(FORMATS), default=None,
+                     help="Output format [default: table] (global option)."),
+        click.Option(["--utc", "g_utc"], is_flag=True, default=False, help="Times in UTC (global option)."),
+        click.Option(["--yes", "-y", "g_yes"], is_flag=True, default=False,
+                     help="Answer yes to every confirmation (global option)."),
+    ]
+
+
+_GLOBAL_KEYS = ("g_redis", "g_profile", "g_prefix", "g_format", "g_utc", "g_yes")
+
+
+class Command(click.Command):
+    """A bullpy command: the global options work after its name too (``bullpy jobs Q --format json``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        taken = {opt for param in self.params for opt in param.opts}
+        self.params.extend(o for o in _global_options() if not taken & set(o.opts))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        apply_globals(ctx)
+        return super().invoke(ctx)
+
+
+def apply_globals(ctx: click.Context) -> None:
+    """Move the global options given after a command onto the settings (they win over those before it)."""
+    given = {k: ctx.params.pop(k) for k in _GLOBAL_KEYS if k in ctx.params}
+    opts = settings(ctx)
+    for key in ("redis", "profile", "prefix", "format"):
+        if given.get(f"g_{key}") is not None:
+            setattr(opts, key, given[f"g_{key}"])
+    opts.utc = opts.utc or bool(given.get("g_utc"))
+    opts.yes = opts.yes or bool(given.get("g_yes"))
+    opts.resolve()
+
+
+class Group(click.Group):
+    """A group of bullpy commands (their global options work after the command name)."""
+
+    command_class = Command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Click cuts each description to fit one line ("..."); bullpy wraps the whole first sentence instead.
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+Group.group_class = Group
+
+
+# --- queues -----------------------------------------------------------------------------------------------
+
 def open_queue(ctx: click.Context, name: str, *, must_exist: bool = True, prefix: str | None = None,
                redis: str | None = None) -> Queue:
     """A Queue from the global options; an unknown queue is an error unless ``must_exist`` is False."""
     opts = settings(ctx)
     url = redis if redis is not None else opts.redis
     try:
-        queue = Queue(name, url, prefix=prefix or opts.prefix, cluster=opts.is_cluster(url))
+        queue = Queue(name, url, prefix=prefix or opts.key_prefix, cluster=opts.is_cluster(url))
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc), param_hint="QUEUE") from None
     if must_exist:
@@ -84,69 +177,37 @@ def require_queue(queue: Queue) -> None:
         )
 
 
-# --- output ----------------------------------------------------------------------------------------------
+class StateType(click.Choice):  # type: ignore[type-arg]
+    """A job state from ``states``; ``wait`` and ``waiting`` both name the waiting list (given as ``waiting``)."""
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    def __init__(self, states: Sequence[str] = JOB_STATES) -> None:
+        super().__init__(list(states), case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "wait" and "waiting" in self.choices:
+            return "waiting"
+        return super().convert(value, param, ctx)
 
 
-def clock(ms: int | None) -> str:
-    """Epoch milliseconds as UTC time for tables (JSON and CSV keep Bull's milliseconds)."""
-    if not ms:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+# --- output -----------------------------------------------------------------------------------------------
+
+def when(ctx: click.Context, ms: float | None, tz: str | None = None) -> str:
+    """A time for people: local with its offset, or UTC with ``--utc`` (or in ``tz`` when given)."""
+    return _output.when(ms, utc=settings(ctx).utc, tz=tz)
 
 
-def emit(ctx: click.Context, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, *,
-         title: str | None = None, widths: dict[str, int] | None = None, times: Collection[str] = ()) -> None:
-    """Rows as a rich table (terminal), JSON (an array of objects) or CSV, as ``--format`` says.
-
-    ``times`` names columns holding epoch milliseconds, shown as UTC times in tables only.
-    """
-    fmt = settings(ctx).output
-    columns = list(columns) if columns is not None else (list(rows[0]) if rows else [])
-    if fmt == "json":
-        click.echo(json.dumps(list(rows), ensure_ascii=False, default=str))
-    elif fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in columns])
-        click.echo(out.getvalue(), nl=False)
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title, show_lines=False, header_style="bold")
-        for column in columns:
-            numeric = column not in times and bool(rows) and all(isinstance(r.get(column), (int, float)) for r in rows)
-            # Columns given a width (data, reasons) are cut with an ellipsis: one line per job.
-            cut = column in (widths or {})
-            table.add_column(column, justify="right" if numeric else "left", overflow="ellipsis" if cut else "fold",
-                             no_wrap=cut, max_width=(widths or {}).get(column))
-        for row in rows:
-            table.add_row(*(clock(row.get(c)) if c in times else _cell(row.get(c)) for c in columns))
-        # Off a terminal (e.g. `--format table | less`) rich would wrap at 80 columns.
-        console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
-        console.print(table)
+def emit(ctx: click.Context, rows: Sequence[Mapping[str, Any]], columns: Sequence[Column | str] | None = None, *,
+         empty: str | None = None) -> None:
+    """Rows as a table, a JSON array or CSV, as ``--format`` says (``empty``: said on stderr for no rows)."""
+    keys: Sequence[Column | str] = columns if columns is not None else (list(rows[0]) if rows else [])
+    cols = [c if isinstance(c, Column) else Column(c) for c in keys]
+    _output.emit_rows(settings(ctx).output, rows, cols, empty=empty)
 
 
-def emit_record(ctx: click.Context, record: dict[str, Any], *, title: str | None = None) -> None:
-    """One object: JSON as is, else a two-column field/value table."""
-    if settings(ctx).output == "json":
-        click.echo(json.dumps(record, ensure_ascii=False, default=str))
-        return
-    rows = [{"field": k, "value": _cell(v)} for k, v in record.items()]
-    emit(ctx, rows, ["field", "value"], title=title)
+def emit_record(ctx: click.Context, record: Mapping[str, Any], *, title: str | None = None) -> None:
+    """One object: a JSON object, CSV, or ``field  value`` lines."""
+    del title
+    _output.emit_object(settings(ctx).output, record)
 
 
 def note(message: str) -> None:
@@ -154,7 +215,7 @@ def note(message: str) -> None:
     click.echo(message, err=True)
 
 
-# --- safety ----------------------------------------------------------------------------------------------
+# --- safety -----------------------------------------------------------------------------------------------
 
 def yes_option(f: F) -> F:
     return click.option("--yes", "-y", "yes", is_flag=True, help="Do it without asking.")(f)
@@ -173,7 +234,7 @@ def confirm(ctx: click.Context, what: str, *, yes: bool = False) -> None:
     click.confirm(f"{what[0].upper()}{what[1:]}?", abort=True, err=True)
 
 
-# --- parsing ---------------------------------------------------------------------------------------------
+# --- parsing ----------------------------------------------------------------------------------------------
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -192,6 +253,8 @@ def parse_duration(text: str, option: str) -> int:
 
 
 def parse_json(text: str, option: str) -> Any:
+    import json
+
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -13,11 +13,11 @@ from typing import Any
 import click
 
 from ..errors import BullError
-from ..queue import CLEAN_STATES
 from ..retry import DEFAULT_POLICY
 from ..utils import option_keyword
 from . import main
 from ._common import (
+    StateType,
     confirm,
     dry_run_option,
     emit,
@@ -29,6 +29,10 @@ from ._common import (
     split_ids,
     yes_option,
 )
+from ._output import span
+
+# Bull's clean takes these states (``wait`` for waiting); bullpy names them as everywhere else.
+_CLEANABLE = ("completed", "waiting", "active", "paused", "delayed", "failed")
 
 
 def _keep(value: str | None, option: str) -> bool | int | None:
@@ -135,35 +139,41 @@ def add(ctx: click.Context, queue_name: str, data_json: str, name: str | None, j
 @click.option("--remove-on-complete", default=None, metavar="true|false|N")
 @click.option("--remove-on-fail", default=None, metavar="true|false|N")
 @click.option("--allow-null", is_flag=True, help="Empty cells become JSON null instead of an error.")
+@click.option("--schema", default=None, metavar="KEY=TYPE,...", help="JSON types the worker expects, checked per row "
+              "before anything is written, e.g. number=str,message=str.")
+@click.option("--window", default=None, metavar="HH:MM-HH:MM", help="Sending hours in each row's zone (--tz), "
+              "e.g. 09:00-20:00.")
+@click.option("--tz", default=None, metavar="ZONE|COLUMN", help="Zone of --window (and of --send-at times without "
+              "one): an IANA name or a column of names.")
 @dry_run_option
 @click.pass_context
 def load(ctx: click.Context, queue_name: str, path: str, file_format: str | None, data_columns: str | None,
          job_id: str | None, name: str | None, rate: str | None, send_at: str | None, delay: str | None,
          priority: str | None, attempts: str | None, backoff: str | None, remove_on_complete: str | None,
-         remove_on_fail: str | None, allow_null: bool, dry_run: bool) -> None:
-    """Queue one job per row of a CSV, Parquet or JSON-lines file (the DataFrame path)."""
+         remove_on_fail: str | None, allow_null: bool, schema: str | None, window: str | None, tz: str | None,
+         dry_run: bool) -> None:
+    """Queue one job per row of a CSV, Parquet or JSON-lines file (the DataFrame path), streamed in record
+    batches: every row is checked first, then written, in bounded memory whatever the file's size."""
     from .. import frames
 
-    df = frames.read_campaign(path, format=file_format)
+    columns = next(iter(frames.read_campaign(path, format=file_format, chunksize=1)), None)
 
     def number_or_column(value: str | None) -> str | int | None:
         return int(value) if value is not None and value.isdigit() else value
 
     delay_value: str | int | None = delay
-    if delay is not None and delay not in df.columns:
+    if delay is not None and (columns is None or delay not in columns.columns):
         delay_value = _ms_option(delay, "--delay")
     queue = open_queue(ctx, queue_name, must_exist=False)
-    result = frames.add_frame(
-        queue, df, data=data_columns.split(",") if data_columns else None, name=name, job_id=job_id,
-        priority=number_or_column(priority), delay=delay_value, send_at=send_at,
+    counts = frames.load_file(
+        queue, path, format=file_format, data=data_columns.split(",") if data_columns else None, name=name,
+        job_id=job_id, priority=number_or_column(priority), delay=delay_value, send_at=send_at,
         attempts=number_or_column(attempts), backoff=_backoff(backoff), rate=rate, allow_null=allow_null,
-        progress=sys.stderr.isatty(), dry_run=dry_run,
+        schema=schema, window=window, tz=tz, progress=sys.stderr.isatty(), dry_run=dry_run,
         remove_on_complete=_keep(remove_on_complete, "--remove-on-complete"),
         remove_on_fail=_keep(remove_on_fail, "--remove-on-fail"),
     )
-    counts = result["status"].value_counts().to_dict()
-    emit_record(ctx, {"queue": queue.name, "rows": len(df), **{str(k): int(v) for k, v in counts.items()},
-                      "dry_run": dry_run})
+    emit_record(ctx, {"queue": queue.name, **{str(k): int(v) for k, v in counts.items()}, "dry_run": dry_run})
 
 
 def _report(ctx: click.Context, done: list[dict[str, Any]], verb: str) -> None:
@@ -303,25 +313,28 @@ def resume(ctx: click.Context, queue_name: str) -> None:
 
 @main.command()
 @click.argument("queue_name", metavar="QUEUE")
-@click.option("--state", type=click.Choice(CLEAN_STATES), default="completed", show_default=True)
-@click.option("--grace", default="0", show_default=True, metavar="DURATION",
-              help="Keep jobs younger than this, e.g. 1d, 12h (bare number: ms).")
+@click.option("--state", type=StateType(_CLEANABLE), default="completed", show_default=True,
+              help="The state to clean (wait = waiting).")
+@click.option("--grace", required=True, metavar="DURATION",
+              help="Keep jobs younger than this, e.g. 1d, 12h (bare number: ms; 0: remove them whatever their age).")
 @click.option("--limit", type=click.IntRange(min=0), default=0, show_default=True, help="At most N jobs (0: all).")
 @yes_option
 @dry_run_option
 @click.pass_context
 def clean(ctx: click.Context, queue_name: str, state: str, grace: str, limit: int, yes: bool, dry_run: bool) -> None:
-    """Remove old jobs of one state (Bull's queue.clean); locked jobs are never removed."""
+    """Remove the jobs of one state older than --grace (Bull's queue.clean); locked jobs are never removed."""
     grace_ms = _ms_option(grace, "--grace") or 0
     queue = open_queue(ctx, queue_name)
+    bull_state = "wait" if state == "waiting" else state  # the name Bull's clean takes
     # Bull's clean removes what still matches when run again, so a run cut by a Redis restart or failover is
     # retried (bullpy.retry); the count then covers the final run only.
-    matching = queue.clean(grace_ms, state, limit, dry_run=True, retry=DEFAULT_POLICY)
+    matching = queue.clean(grace_ms, bull_state, limit, dry_run=True, retry=DEFAULT_POLICY)
     if dry_run or not matching:
         emit_record(ctx, {"queue": queue.name, "state": state, "would_remove": len(matching), "dry_run": dry_run})
         return
-    confirm(ctx, f"remove {len(matching)} {state} jobs older than {grace} from queue {queue.name!r}", yes=yes)
-    removed = queue.clean(grace_ms, state, limit, retry=DEFAULT_POLICY)
+    age = f"older than {span(grace_ms)}" if grace_ms else "(any age: --grace 0)"
+    confirm(ctx, f"remove {len(matching)} {state} jobs {age} from queue {queue.name!r}", yes=yes)
+    removed = queue.clean(grace_ms, bull_state, limit, retry=DEFAULT_POLICY)
     emit_record(ctx, {"queue": queue.name, "state": state, "removed": len(removed)})
 
 
@@ -377,5 +390,5 @@ def demo(ctx: click.Context, queue_name: str, bridge: str | None, timeout: float
     from ._common import settings
 
     opts = settings(ctx)
-    raise SystemExit(run_demo(queue_name=queue_name, prefix=opts.prefix, redis=opts.redis, bridge=bridge,
+    raise SystemExit(run_demo(queue_name=queue_name, prefix=opts.key_prefix, redis=opts.redis, bridge=bridge,
                               timeout=timeout, echo=click.echo))

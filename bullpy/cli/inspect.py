@@ -1,196 +1,121 @@
-"""Read-only commands: queues, stats, jobs, job, repeatable, workers. None of them writes to Redis."""
+"""Read-only views of queues, workers and saved connections: queues, stats, workers, doctor, profiles."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from .. import connection
-from ..job import Job
 from ..queue import DEFAULT_COUNT_TYPES, Queue, find_queues
 from ..utils import now_ms
 from . import main
-from ._common import (
-    clock,
-    emit,
-    emit_record,
-    note,
-    open_queue,
-    parse_duration,
-    settings,
-)
-
-# The order `bullpy jobs` walks states in when none is given: what needs attention first.
-JOB_STATES = ("failed", "active", "waiting", "paused", "delayed", "completed")
-# Lists and the delayed set are read next-to-run first; completed and failed newest first.
-_NEWEST_FIRST = ("completed", "failed")
-_WINDOW = 500
+from ._common import emit, note, open_queue, parse_duration, settings, when
+from ._output import Column, dumps, span
 
 
-@main.command()
-@click.pass_context
-def queues(ctx: click.Context) -> None:
-    """List the Bull queues under the prefix (found with SCAN, never KEYS, on every master of a Redis
-    Cluster), with their counts."""
-    opts = settings(ctx)
-    prefix = opts.prefix
-    source: Any
-    if opts.is_cluster(opts.redis):
-        source = connection.resolve_cluster(opts.redis)
-        names = find_queues(source, prefix)
-    else:
-        try:
-            source = connection.resolve(opts.redis)  # one connection, shared by every queue listed
-            names = find_queues(source, prefix)
-        except (ValueError, TypeError) as exc:  # a bad URL or prefix: reported as open_queue reports it
-            raise click.BadParameter(str(exc), param_hint="QUEUE") from None
-    rows = []
-    for name in names:
-        try:
-            queue = Queue(name, source, prefix=prefix)
-        except ValueError as exc:  # on a cluster: an id key without a hash tag, not a working Bull queue
-            note(f"skipped {prefix}:{name}: {exc}")
-            continue
-        rows.append({"queue": name, **queue.get_job_counts(), "paused_flag": queue.is_paused()})
-    emit(ctx, rows, ["queue", *DEFAULT_COUNT_TYPES, "paused_flag"])
-
-
-@main.command()
-@click.argument("queue_name", metavar="QUEUE")
-@click.option("--watch", type=float, default=None, metavar="SECONDS", help="Refresh every SECONDS until Ctrl-C.")
-@click.pass_context
-def stats(ctx: click.Context, queue_name: str, watch: float | None) -> None:
-    """Job counts per state, paused flag and workers of one queue (a constant number of round trips)."""
-    queue = open_queue(ctx, queue_name)
+def _watch(ctx: click.Context, every: float | None, draw: Callable[[], None]) -> None:
+    """Draw once, or every ``every`` seconds until Ctrl-C (redrawn in place on a terminal)."""
     try:
         while True:
-            row = {"queue": queue.name, **queue.get_job_counts(), "paused_flag": queue.is_paused(),
-                   "workers": len(queue.get_workers())}
-            if watch is not None and settings(ctx).output == "table" and sys.stdout.isatty():
-                click.clear()  # redraw in place on a terminal; pipes get one row per refresh
-                row["at"] = clock(now_ms())
-            emit(ctx, [row])
-            if watch is None:
+            if every is not None and sys.stdout.isatty():
+                click.clear()
+            draw()
+            if every is None:
                 return
-            time.sleep(watch)
+            if settings(ctx).output == "table":
+                note(f"{when(ctx, now_ms())}: every {every:g}s, Ctrl-C to stop")
+            time.sleep(every)
     except KeyboardInterrupt:
         return
 
 
-def _last_seen(job: Job) -> int:
-    return job.finished_on or job.processed_on or job.timestamp or 0
+_COUNTS = [Column(k, right=True) for k in DEFAULT_COUNT_TYPES]
 
 
-def _matches(job: Job, needle: str | None) -> bool:
-    if not needle:
-        return True
-    haystack = " ".join(
-        [job.id, job.name, json.dumps(job.data, ensure_ascii=False), job.failed_reason or "",
-         json.dumps(job.returnvalue, ensure_ascii=False)]
-    )
-    return needle.casefold() in haystack.casefold()
+@main.command()
+@click.option("--watch", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+              help="Refresh every SECONDS until Ctrl-C.")
+@click.pass_context
+def queues(ctx: click.Context, watch: float | None) -> None:
+    """List the Bull queues under the prefix with their counts (found with SCAN, never KEYS; on every
+    master of a Redis Cluster)."""
+    opts = settings(ctx)
+    prefix = opts.key_prefix
+    source: Any
+    try:
+        source = connection.resolve_cluster(opts.redis) if opts.is_cluster(opts.redis) else \
+            connection.resolve(opts.redis)  # one connection, shared by every queue listed
+    except (ValueError, TypeError) as exc:  # a bad URL or prefix: reported as open_queue reports it
+        raise click.BadParameter(str(exc), param_hint="QUEUE") from None
+
+    def draw() -> None:
+        rows = []
+        for name in find_queues(source, prefix):
+            try:
+                queue = Queue(name, source, prefix=prefix)
+            except ValueError as exc:  # on a cluster: an id key without a hash tag, not a working Bull queue
+                note(f"skipped {prefix}:{name}: {exc}")
+                continue
+            rows.append({"queue": name, **queue.get_job_counts(), "paused_flag": queue.is_paused()})
+        emit(ctx, rows, [Column("queue"), *_COUNTS, Column("paused_flag", "paused?")],
+             empty=f"no Bull queues under prefix {prefix!r}")
+
+    _watch(ctx, watch, draw)
 
 
-def find_jobs(queue: Queue, states: tuple[str, ...], *, since_ms: int | None = None, grep: str | None = None
-              ) -> Iterator[tuple[str, Job]]:
-    """(state, job) pairs, state by state, read in windows so a million-job state is never loaded whole."""
-    cutoff = now_ms() - since_ms if since_ms is not None else None
-    for state in states:
-        newest_first = state in _NEWEST_FIRST
-        start = 0
-        while True:
-            ids = queue.get_ranges([state], start, start + _WINDOW - 1, asc=not newest_first)
-            if not ids:
-                break
-            jobs = queue.get_jobs_by_ids(ids)
-            for job in jobs:
-                if cutoff is not None and _last_seen(job) < cutoff:
-                    continue
-                if _matches(job, grep):
-                    yield state, job
-            # completed/failed are ordered by finish time: once a window is all older, so is the rest.
-            if cutoff is not None and newest_first and jobs and all(_last_seen(j) < cutoff for j in jobs):
-                break
-            start += _WINDOW
-
-
-def job_row(state: str, job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id, "state": state, "name": job.name, "attempts_made": job.attempts_made,
-        "timestamp": job.timestamp, "processed_on": job.processed_on, "finished_on": job.finished_on,
-        "failed_reason": job.failed_reason, "data": job.data,
-    }
+def _workers(queue: Queue) -> list[dict[str, str]]:
+    # CLIENT LIST shows every client of the server; a queue's workers are those on its database.
+    db = str(queue.server.db)
+    return [w for w in queue.get_workers() if w.get("db", db) == db]
 
 
 @main.command()
 @click.argument("queue_name", metavar="QUEUE")
-@click.option("--state", "-s", "states", multiple=True, type=click.Choice(JOB_STATES),
-              help="States to list (repeatable) [default: all, failed first].")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many jobs.")
-@click.option("--since", default=None, metavar="DURATION",
-              help="Only jobs created, processed or finished within e.g. 1h, 30m, 2d.")
-@click.option("--grep", default=None, metavar="TEXT", help="Only jobs whose id, name, data, failed reason "
-              "or return value contain TEXT (case-insensitive).")
+@click.option("--watch", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+              help="Refresh every SECONDS until Ctrl-C.")
 @click.pass_context
-def jobs(ctx: click.Context, queue_name: str, states: tuple[str, ...], limit: int, since: str | None,
-         grep: str | None) -> None:
-    """List jobs with their state, attempts, times and failed reason."""
-    since_ms = parse_duration(since, "--since") if since else None
+def stats(ctx: click.Context, queue_name: str, watch: float | None) -> None:
+    """Job counts per state, paused flag and workers of one queue (a constant number of round trips)."""
     queue = open_queue(ctx, queue_name)
-    rows = []
-    for state, job in find_jobs(queue, states or JOB_STATES, since_ms=since_ms, grep=grep):
-        rows.append(job_row(state, job))
-        if len(rows) >= limit:
-            break
-    emit(ctx, rows, ["id", "state", "name", "attempts_made", "timestamp", "processed_on", "finished_on",
-                     "failed_reason", "data"],
-         widths={"failed_reason": 40, "data": 60}, times=("timestamp", "processed_on", "finished_on"))
+
+    def draw() -> None:
+        row = {"queue": queue.name, **queue.get_job_counts(), "paused_flag": queue.is_paused(),
+               "workers": len(_workers(queue))}
+        emit(ctx, [row], [Column("queue"), *_COUNTS, Column("paused_flag", "paused?"),
+                          Column("workers", right=True)])
+
+    _watch(ctx, watch, draw)
 
 
 @main.command()
 @click.argument("queue_name", metavar="QUEUE")
-@click.argument("job_id", metavar="ID")
+@click.option("--all-dbs", is_flag=True, help="Also clients of other databases of the server with the same name.")
 @click.pass_context
-def job(ctx: click.Context, queue_name: str, job_id: str) -> None:
-    """Everything about one job: Node's toJSON fields, its state, lock holder and logs."""
+def workers(ctx: click.Context, queue_name: str, all_dbs: bool) -> None:
+    """Connected workers, Node or Python: the clients named as Bull names a queue's workers."""
     queue = open_queue(ctx, queue_name)
-    found = queue.get_job(job_id)
-    if found is None:
-        raise click.ClickException(f"no job {job_id!r} in queue {queue.name!r}")
-    logs = queue.get_job_logs(job_id)
-    record = {**found.to_dict(), "state": str(found.get_state()),
-              "lock_owner": queue.get_lock_owner(job_id), "logs": logs.logs}
-    emit_record(ctx, record, title=f"job {job_id} of {queue.name}")
+    found = queue.get_workers() if all_dbs else _workers(queue)
+    if settings(ctx).output == "json":
+        emit(ctx, found)
+        return
 
+    def seconds(value: Any) -> str:
+        return span(int(value) * 1000) if str(value).isdigit() else ""
 
-@main.command()
-@click.argument("queue_name", metavar="QUEUE")
-@click.pass_context
-def repeatable(ctx: click.Context, queue_name: str) -> None:
-    """Repeatable job definitions (cron or every), with their next run."""
-    queue = open_queue(ctx, queue_name)
-    rows = [dataclasses.asdict(r) for r in queue.get_repeatable_jobs(asc=True)]
-    emit(ctx, rows, ["key", "name", "id", "cron", "every", "tz", "end_date", "next"],
-         times=("end_date", "next"))
-
-
-@main.command()
-@click.argument("queue_name", metavar="QUEUE")
-@click.pass_context
-def workers(ctx: click.Context, queue_name: str) -> None:
-    """Connected workers, Node or Python (Bull's client names, as Node's getWorkers sees them)."""
-    queue = open_queue(ctx, queue_name)
-    rows = queue.get_workers()
-    if settings(ctx).output == "json" or not rows:
-        emit(ctx, rows)
-    else:
-        emit(ctx, rows, ["id", "addr", "age", "idle", "db", "cmd"])
+    rows = [{"id": w.get("id"), "name": w.get("name"), "addr": w.get("addr"), "age": w.get("age"),
+             "idle": w.get("idle"), "db": w.get("db"), "lib": " ".join(filter(None, (w.get("lib-name"),
+                                                                                      w.get("lib-ver"))))}
+            for w in found]
+    columns = [Column("id", right=True), Column("name", cut=12), Column("addr"), Column("age", show=seconds),
+               Column("idle", show=seconds), Column("db", right=True)]
+    if any(r["lib"] for r in rows):
+        columns.append(Column("lib", cut=10))
+    emit(ctx, rows, columns, empty=f"no workers connected to queue {queue.name!r} on {queue.server.describe()}"
+                                   + (" (or any other database)" if all_dbs else ""))
 
 
 @main.command()
@@ -212,7 +137,28 @@ def doctor(ctx: click.Context, queue_name: str, max_finished: int, max_age: str 
     report = diagnose(queue, max_finished=max_finished, check_orphans=not no_orphans,
                       max_finished_age_ms=parse_duration(max_age, "--max-age") if max_age else None)
     if settings(ctx).output == "json":
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+        click.echo(dumps(report.to_dict()))
     else:
         click.echo(report.render())
     ctx.exit(report.exit_code)
+
+
+@main.command()
+@click.pass_context
+def profiles(ctx: click.Context) -> None:
+    """List the saved connections that `bullpy --profile NAME` uses; passwords are never shown.
+
+    They are read from $BULLPY_CONFIG, else ~/.config/bullpy/config.toml:
+
+    \b
+        [profiles.prod]
+        redis = "rediss://bullpy@redis.prod.internal:6380/0"
+        password_env = "PROD_REDIS_PASSWORD"   # or password = "..." (then chmod 600 the file)
+        prefix = "bull"
+    """
+    from ._profiles import config_path, load_profiles
+
+    rows = [p.describe() for p in load_profiles().values()]
+    emit(ctx, rows, [Column("profile"), Column("redis", elastic=True), Column("prefix"), Column("cluster"),
+                     Column("password")], empty=f"no profiles in {config_path()}")
+

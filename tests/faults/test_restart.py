@@ -244,7 +244,7 @@ def test_cli_clean_rides_out_a_restart(aof_server: RedisServer, monkeypatch: pyt
 
     monkeypatch.setattr(bullpy.Queue, "clean", clean_after_an_outage)
     result = CliRunner().invoke(cli, ["--redis", aof_server.url(), "--prefix", P, "--format", "json",
-                                      "clean", "cln", "--state", "completed", "--yes"])
+                                      "clean", "cln", "--state", "completed", "--grace", "0", "--yes"])
     assert outages and result.exit_code == 0, result.output
     assert json.loads(result.output) == {"queue": "cln", "state": "completed", "removed": 200}
     assert aof_server.client().zcard(f"{P}:cln:completed") == 0

@@ -213,7 +213,7 @@ def test_retry_promote_remove_pause_resume_as_node_sees_them(filled: Filled, bul
 
 
 DESTRUCTIVE = [
-    (["clean", "cli q:{1}", "--state", "completed"], "would_remove", 3),
+    (["clean", "cli q:{1}", "--state", "completed", "--grace", "0"], "would_remove", 3),
     (["empty", "cli q:{1}"], "would_remove", 5),
     (["obliterate", "cli q:{1}", "--force"], "would_remove_jobs", 10),
     (["remove", "cli q:{1}", "--pattern", "ok-*"], "would_remove", 3),
@@ -267,10 +267,10 @@ def _in_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
 
 def test_a_terminal_is_asked_and_no_means_unchanged(filled: Filled, redis_client: redis.Redis) -> None:
     args = ["--redis", filled.redis_url, "--prefix", filled.queue.prefix, "--format", "json", "clean",
-            "cli q:{1}", "--state", "completed"]
+            "cli q:{1}", "--state", "completed", "--grace", "0"]
     before = _stable(redis_client, filled.queue.prefix)
     code, out = _in_terminal(args, b"n\n")
-    assert code == 1 and "Remove 3 completed jobs older than 0 from queue 'cli q:{1}'?" in out
+    assert code == 1 and "Remove 3 completed jobs (any age: --grace 0) from queue 'cli q:{1}'?" in out
     assert _stable(redis_client, filled.queue.prefix) == before
     code, out = _in_terminal(args, b"y\n")
     assert code == 0 and '"removed": 3' in out
@@ -278,7 +278,8 @@ def test_a_terminal_is_asked_and_no_means_unchanged(filled: Filled, redis_client
 
 
 def test_unknown_queue_is_an_error(redis_url: str, prefix: str) -> None:
-    for args in (["stats", "nope"], ["jobs", "nope"], ["clean", "nope", "--yes"], ["obliterate", "nope", "--yes"]):
+    for args in (["stats", "nope"], ["jobs", "nope"], ["clean", "nope", "--grace", "1d", "--yes"],
+                 ["obliterate", "nope", "--yes"]):
         result = CliRunner().invoke(main, ["--redis", redis_url, "--prefix", prefix, *args])
         assert result.exit_code == 1
         assert "no queue 'nope'" in result.output
@@ -291,8 +292,9 @@ def test_real_processes_password_never_appears_and_help_stays_light(filled: Fill
     assert "127.0.0.1:1" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert "hunter2" not in run.stdout + run.stderr
     stats = subprocess.run([sys.executable, "-m", "bullpy.cli", "--redis", filled.redis_url, "--prefix",
-                            filled.queue.prefix, "stats", "cli q:{1}"], capture_output=True, text=True, timeout=60)
-    assert stats.returncode == 0 and json.loads(stats.stdout)[0]["failed"] == 1  # piped: JSON by default
+                            filled.queue.prefix, "stats", "cli q:{1}", "--format", "json"], capture_output=True,
+                           text=True, timeout=60)
+    assert stats.returncode == 0 and json.loads(stats.stdout)[0]["failed"] == 1  # JSON when asked, also after it
     code = "import sys; from bullpy.cli import main; print('pandas' in sys.modules, 'ipywidgets' in sys.modules)"
     light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert light.stdout.split() == ["False", "False"]

@@ -1,0 +1,378 @@
+"""Commands on jobs: list (``jobs``), show (``job``), read and write logs (``logs``, ``log``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
+from typing import Any
+
+import click
+
+from ..job import Job
+from ..queue import Queue
+from ..utils import now_ms, text
+from . import main
+from ._common import (
+    JOB_STATES,
+    StateType,
+    emit,
+    emit_record,
+    note,
+    open_queue,
+    parse_duration,
+    settings,
+    when,
+)
+from ._output import (
+    Column,
+    coloured,
+    compact,
+    dumps,
+    emit_rows,
+    span,
+    table_lines,
+    width,
+)
+
+# completed and failed are listed newest first; lists and the delayed set next-to-run first.
+_NEWEST_FIRST = ("completed", "failed")
+_ID_WINDOW = 10_000  # ids per LRANGE/ZRANGE
+_BATCH = 2000  # jobs per get_job_fields script: a few milliseconds of Redis time each
+
+#: The keys of a job row in JSON and CSV (Bull's raw values: epoch ms, parsed data).
+ROW_KEYS = ("id", "state", "name", "attempts_made", "timestamp", "processed_on", "finished_on", "failed_reason",
+            "data")
+#: What ``--columns`` may name; ``attempts`` is ``attempts_made`` (shown as made/allowed).
+COLUMN_KEYS = ("id", "state", "name", "age", "timestamp", "processed_on", "finished_on", "attempts_made",
+               "progress", "delay", "priority", "failed_reason", "returnvalue", "data", "opts")
+_WIDE = ("id", "state", "name", "timestamp", "delay", "processed_on", "finished_on", "attempts_made", "progress",
+         "failed_reason", "returnvalue", "data")
+
+
+def _number(value: Any) -> int:
+    try:
+        return int(float(text(value))) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def _joined(values: Iterable[Any]) -> str:
+    """Field values (str from bullpy's clients; bytes decoded) joined by NULs, which no needle crosses."""
+    values = list(values)
+    try:
+        return "\x00".join(filter(None, values))
+    except TypeError:  # bytes from a client that does not decode
+        return "\x00".join(v if isinstance(v, str) else text(v) for v in values if v is not None)
+
+
+def _batches(queue: Queue, state: str, fields: list[str], asc: bool) -> Iterator[tuple[list[str], list[list[Any]]]]:
+    """(ids, their fields) batch after batch; the next batch is read while the caller tests this one."""
+    def fetch(start: int) -> tuple[list[str], list[list[Any]]]:
+        ids = queue.get_ranges([state], start, start + _BATCH - 1, asc=asc)
+        return ids, queue.get_job_fields(ids, fields, batch_size=_BATCH) if ids else []
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bullpy-find") as pool:
+        start = 0
+        pending = pool.submit(fetch, start)
+        while True:
+            ids, rows = pending.result()
+            if not ids:
+                return
+            start += _BATCH
+            pending = pool.submit(fetch, start)
+            yield ids, rows
+
+
+def find_ids(queue: Queue, states: Sequence[str], *, since_ms: int | None = None, grep: str | None = None
+             ) -> Iterator[tuple[str, str]]:
+    """(state, id) of the jobs that match, state by state, in each state's order.
+
+    Without ``grep`` and ``since_ms`` only ids are read. With them, only the few hash fields they test,
+    2000 jobs per script call (a few milliseconds of Redis time each: Redis is never held for long), the
+    next batch read while this one is tested.
+    """
+    cutoff = now_ms() - since_ms if since_ms is not None else None
+    needle = grep.casefold() if grep else None
+    for state in states:
+        newest_first = state in _NEWEST_FIRST
+        if needle is None and cutoff is None:
+            start = 0
+            while ids := queue.get_ranges([state], start, start + _ID_WINDOW - 1, asc=not newest_first):
+                yield from ((state, i) for i in ids)
+                start += _ID_WINDOW
+            continue
+        fields = ["name", "data", "returnvalue" if state == "completed" else "failedReason"]
+        if cutoff is not None:
+            fields += ["timestamp", "processedOn", "finishedOn"]
+        for ids, rows in _batches(queue, state, fields, asc=not newest_first):
+            # Most batches hold no match: one case-folded search over the whole batch rules them out.
+            if needle is not None and needle not in (_joined(ids) + "\x00" + _joined(
+                    chain.from_iterable(row[:3] for row in rows))).casefold():
+                continue
+            older = 0
+            for job_id, row in zip(ids, rows):
+                if row[0] is None and row[1] is None:
+                    continue  # removed meanwhile
+                if cutoff is not None and (_number(row[5]) or _number(row[4]) or _number(row[3])) < cutoff:
+                    older += 1
+                    continue
+                if needle is not None and needle not in (job_id + "\x00" + _joined(row[:3])).casefold():
+                    continue
+                yield state, job_id
+            # completed/failed are ordered by finish time: once a batch is all older, so is the rest.
+            if cutoff is not None and newest_first and older == len(ids):
+                break
+
+
+def job_row(state: str, job: Job) -> dict[str, Any]:
+    """A job as ``bullpy jobs`` gives it in JSON and CSV."""
+    return {"id": job.id, "state": state, "name": job.name, "attempts_made": job.attempts_made,
+            "timestamp": job.timestamp, "processed_on": job.processed_on, "finished_on": job.finished_on,
+            "failed_reason": job.failed_reason, "data": job.data}
+
+
+def _extra(job: Job, key: str, now: int) -> Any:
+    if key == "age":
+        return now - job.timestamp if job.timestamp else None
+    if key in ("progress", "delay", "returnvalue", "opts"):
+        return getattr(job, key)
+    if key == "priority":
+        return job.opts.get("priority")
+    return None
+
+
+def _view(ctx: click.Context, state: str, job: Job, now: int) -> dict[str, str]:
+    """The same job as table cells: times with their zone, ages, attempts as made/allowed."""
+    attempts = job.opts.get("attempts")
+    return {
+        "id": job.id, "state": state, "name": job.name, "age": span(now - job.timestamp) if job.timestamp else "",
+        "timestamp": when(ctx, job.timestamp), "processed_on": when(ctx, job.processed_on),
+        "finished_on": when(ctx, job.finished_on),
+        "attempts_made": f"{job.attempts_made or 0}/{attempts}" if attempts else str(job.attempts_made or 0),
+        "progress": compact(job.progress) if job.progress not in (0, None) else "",
+        "delay": span(job.delay) if job.delay else "", "priority": compact(job.opts.get("priority")),
+        "failed_reason": job.failed_reason or "", "returnvalue": compact(job.returnvalue), "data": compact(job.data),
+        "opts": compact(job.opts),
+    }
+
+
+_TABLE = {"id": Column("id", overflow=True), "state": Column("state"), "name": Column("name", cut=16),
+          "age": Column("age", right=True), "timestamp": Column("timestamp"),
+          "processed_on": Column("processed_on"), "finished_on": Column("finished_on"),
+          "attempts_made": Column("attempts_made", "attempts", right=True), "progress": Column("progress", cut=10),
+          "delay": Column("delay", right=True), "priority": Column("priority", right=True),
+          "failed_reason": Column("failed_reason", elastic=True), "returnvalue": Column("returnvalue", elastic=True),
+          "data": Column("data", elastic=True), "opts": Column("opts", elastic=True)}
+
+
+def _columns(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    keys = ["attempts_made" if k.strip() == "attempts" else k.strip() for k in value.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in COLUMN_KEYS]
+    if unknown or not keys:
+        raise click.BadParameter(f"unknown column {', '.join(unknown) or '(none)'}; use some of "
+                                 f"{', '.join(COLUMN_KEYS)}", param_hint="--columns")
+    return keys
+
+
+@main.command()
+@click.argument("queue_name", metavar="QUEUE")
+@click.option("--state", "-s", "states", multiple=True, type=StateType(),
+              help="States to list (repeatable; wait = waiting) [default: all, failed first].")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many jobs.")
+@click.option("--offset", type=click.IntRange(min=0), default=None, help="Skip this many matching jobs first.")
+@click.option("--page", type=click.IntRange(min=1), default=None, help="Page N of --limit jobs (--page 2: jobs 21-40).")
+@click.option("--since", default=None, metavar="DURATION",
+              help="Only jobs created, processed or finished within e.g. 1h, 30m, 2d.")
+@click.option("--grep", default=None, metavar="TEXT", help="Only jobs whose id, name, data, failed reason "
+              "or return value contain TEXT (case-insensitive).")
+@click.option("--wide", is_flag=True, help="Every column, with times, nothing cut (lines may be long).")
+@click.option("--columns", "column_list", default=None, metavar="KEYS",
+              help=f"Comma-separated columns, e.g. id,state,age,data; any of {', '.join(COLUMN_KEYS)}.")
+@click.pass_context
+def jobs(ctx: click.Context, queue_name: str, states: tuple[str, ...], limit: int, offset: int | None,
+         page: int | None, since: str | None, grep: str | None, wide: bool, column_list: str | None) -> None:
+    """List jobs, one line each: id, state, name, age, attempts, and as much of the failed reason and data
+    as fits."""
+    if offset is not None and page is not None:
+        raise click.UsageError("give --offset or --page, not both")
+    skip = offset if offset is not None else (page - 1) * limit if page else 0
+    keys = _columns(column_list)
+    since_ms = parse_duration(since, "--since") if since else None
+    queue = open_queue(ctx, queue_name)
+    wanted: list[tuple[str, str]] = []
+    for n, found in enumerate(find_ids(queue, states or JOB_STATES, since_ms=since_ms, grep=grep)):
+        if n >= skip:
+            wanted.append(found)
+        if len(wanted) > limit:  # one more than shown: says whether there is a next page
+            break
+    more = len(wanted) > limit
+    state_of = {i: s for s, i in wanted[:limit]}
+    found_jobs = queue.get_jobs_by_ids([i for _, i in wanted[:limit]])
+    now = now_ms()
+    fmt = settings(ctx).output
+    if fmt != "table":
+        rows = []
+        for job in found_jobs:
+            row = job_row(state_of[job.id], job)
+            if keys is not None:
+                row = {k: row[k] if k in row else _extra(job, k, now) for k in keys}
+            rows.append(row)
+        emit(ctx, rows, keys or ROW_KEYS)
+        return
+    views = [_view(ctx, state_of[j.id], j, now) for j in found_jobs]
+    named = keys is not None
+    if keys is None:
+        keys = list(_WIDE) if wide else ["id", "state", "name", "age", "attempts_made", "failed_reason", "data"]
+        # Columns nobody in the listing fills only take room.
+        keys = [k for k in keys if k in ("id", "state") or any(v[k] for v in views)]
+    columns = [_TABLE[k] for k in keys]
+    if not views:
+        note(f"no matching jobs in queue {queue.name!r}" + (f" after the first {skip}" if skip else ""))
+        return
+    for line in table_lines(columns, views, total=10**6 if wide else width(), colour=coloured(),
+                            drop=not named):
+        click.echo(line)
+    if more:
+        nxt = f"--page {(skip // limit) + 2}" if skip % limit == 0 else f"--offset {skip + limit}"
+        note(f"jobs {skip + 1}-{skip + limit} shown; more with {nxt}")
+
+
+def _pretty(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return value.splitlines() or [""]
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str).splitlines()
+
+
+def job_view(ctx: click.Context, queue: Queue, job: Job, state: str, lock_owner: str | None, logs: list[str],
+             log_count: int) -> list[str]:
+    """One job for people: times with their zone, data and return value pretty-printed, the stack trace and
+    log as lines; every label is the snake_case name of Bull's field."""
+    now = now_ms()
+    lines = [f"job {job.id} of queue {queue.name}"]
+
+    def field(label: str, value: str) -> None:
+        first, *rest = value.splitlines() or [""]
+        lines.append(f"  {label:<15}{first}")
+        lines.extend(f"  {'':<15}{r}" for r in rest)
+
+    def block(label: str, rows: list[str]) -> None:
+        lines.append(f"  {label}")
+        lines.extend(f"    {r}" for r in rows)
+
+    def at(ms: int | None, relation: str = "ago") -> str:
+        if not ms:
+            return ""
+        delta = now - ms if relation == "ago" else ms - now
+        return f"{when(ctx, ms)}  ({span(delta)} {relation})" if delta >= 0 else when(ctx, ms)
+
+    field("state", state)
+    field("name", job.name)
+    field("timestamp", at(job.timestamp))
+    if job.delay and job.timestamp:
+        field("delay", f"{span(job.delay)} (due {when(ctx, job.timestamp + job.delay)})")
+    if job.processed_on:
+        field("processed_on", at(job.processed_on))
+    if job.finished_on:
+        field("finished_on", at(job.finished_on))
+    attempts = job.opts.get("attempts")
+    field("attempts_made", f"{job.attempts_made or 0} of {attempts}" if attempts else str(job.attempts_made or 0))
+    if job.progress not in (0, None):
+        field("progress", compact(job.progress))
+    if state == "active" or lock_owner:
+        field("lock_owner", lock_owner or "(none: no worker holds it; stuck? see `bullpy fail`)")
+    if job.failed_reason:
+        field("failed_reason", job.failed_reason)
+    field("opts", compact(job.opts))
+    block("data", _pretty(job.data))
+    if job.returnvalue is not None:
+        block("returnvalue", _pretty(job.returnvalue))
+    if job.stacktrace:
+        rows: list[str] = []
+        for n, trace in enumerate(job.stacktrace, 1):
+            rows.append(f"[{n}] " + (text(trace).splitlines() or [""])[0] if trace else f"[{n}] (no stack)")
+            rows.extend(text(trace).splitlines()[1:] if trace else [])
+        block(f"stacktrace ({len(job.stacktrace)})", rows)
+    block(f"logs ({log_count})", logs)
+    return lines
+
+
+@main.command()
+@click.argument("queue_name", metavar="QUEUE")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.pass_context
+def job(ctx: click.Context, queue_name: str, ids: tuple[str, ...]) -> None:
+    """Show jobs in full: state, times, attempts, lock owner, data, return value, stack trace and logs.
+
+    With --format json, one object per line per job: Node's toJSON fields (raw: epoch ms, camelCase)
+    with state, lock_owner and logs.
+    """
+    queue = open_queue(ctx, queue_name)
+    fmt = settings(ctx).output
+    missing = []
+    for n, job_id in enumerate(dict.fromkeys(ids)):
+        found = queue.get_job(job_id)
+        if found is None:
+            missing.append(job_id)
+            continue
+        logs = queue.get_job_logs(job_id)
+        try:
+            state = str(found.get_state())
+        except LookupError:  # removed between the two reads
+            missing.append(job_id)
+            continue
+        owner = queue.get_lock_owner(job_id)
+        if fmt == "table":
+            if n:
+                click.echo()
+            for line in job_view(ctx, queue, found, state, owner, logs.logs, logs.count):
+                click.echo(line)
+        else:
+            record = {**found.to_dict(), "state": state, "lock_owner": owner, "logs": logs.logs}
+            if fmt == "json":
+                click.echo(dumps(record))
+            else:
+                emit_rows("csv", [record], [Column(k) for k in record])
+    if missing:
+        raise click.ClickException(f"no job {', '.join(repr(i) for i in missing)} in queue {queue.name!r}")
+
+
+@main.command()
+@click.argument("queue_name", metavar="QUEUE")
+@click.argument("job_id", metavar="ID")
+@click.option("--tail", "-n", type=click.IntRange(min=1), default=None, help="Only the last N rows.")
+@click.pass_context
+def logs(ctx: click.Context, queue_name: str, job_id: str, tail: int | None) -> None:
+    """A job's log rows (what job.log / job.log() wrote), oldest first."""
+    queue = open_queue(ctx, queue_name)
+    if queue.get_job(job_id) is None:
+        raise click.ClickException(f"no job {job_id!r} in queue {queue.name!r}")
+    found = queue.get_job_logs(job_id, 0, tail - 1, asc=False) if tail else queue.get_job_logs(job_id)
+    fmt = settings(ctx).output
+    if fmt == "json":
+        click.echo(dumps({"id": job_id, "count": found.count, "logs": found.logs}))
+    elif fmt == "csv":
+        emit_rows("csv", [{"row": r} for r in found.logs], [Column("row")])
+    elif not found.logs:
+        note(f"job {job_id!r} has no log rows")
+    else:
+        for row in found.logs:
+            click.echo(row)
+
+
+@main.command()
+@click.argument("queue_name", metavar="QUEUE")
+@click.argument("job_id", metavar="ID")
+@click.argument("row", metavar="TEXT")
+@click.option("--keep", type=click.IntRange(min=1), default=None, help="Keep only the last N rows.")
+@click.pass_context
+def log(ctx: click.Context, queue_name: str, job_id: str, row: str, keep: int | None) -> None:
+    """Append a row to a job's log, as job.log() in a Node or Python worker does."""
+    queue = open_queue(ctx, queue_name)
+    found = queue.get_job(job_id)
+    if found is None:
+        raise click.ClickException(f"no job {job_id!r} in queue {queue.name!r}")
+    emit_record(ctx, {"id": job_id, "rows": found.log(row, keep_logs=keep)})
