@@ -34,6 +34,18 @@ MUTED = "color:#777"
 _CELL = "padding:2px 8px;text-align:right"
 _LEFT = "padding:2px 8px;text-align:left;vertical-align:top"
 _TEXT_LIMIT = 2000
+#: The longest value a detail pane shows in full (beyond it: the start and how much more there is).
+LONG_LIMIT = 200_000
+_PRE = "margin:0;white-space:pre-wrap;overflow-wrap:anywhere;font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.35"
+#: What expandable values need to fold and unfold (also part of the widgets' stylesheet).
+DETAIL_CSS = (
+    ".bullpy-pre{display:block}.bullpy-failed-reason{color:#b00020}"
+    ".bullpy-long>summary{list-style:none;cursor:pointer;display:block}"
+    ".bullpy-long>summary::-webkit-details-marker{display:none}"
+    ".bullpy-more,.bullpy-less{color:#1f77b4;font-size:90%;text-decoration:underline}"
+    ".bullpy-less,.bullpy-long[open]>summary .bullpy-preview,.bullpy-long[open]>summary .bullpy-more{display:none}"
+    ".bullpy-long[open]>summary .bullpy-less{display:inline}"
+)
 
 
 def esc(value: Any) -> str:
@@ -148,43 +160,44 @@ def job_text(job: Job) -> str:
 
 
 def _row(label: str, value: str) -> str:
-    return f"<tr><th style='{_LEFT}'>{esc(label)}</th><td style='{_LEFT}'>{value}</td></tr>"
-
-
-def _pre(value: Any) -> str:
-    return f"<pre style='margin:0;line-height:1.3;white-space:pre-wrap;max-height:20em;overflow:auto'>{esc(to_text(value, indent=2))}</pre>"
+    return f"<tr><th style='{_LEFT}'>{esc(label)}</th><td style='{_LEFT};min-width:0'>{value}</td></tr>"
 
 
 def job_rows(job: Job, state: str | None = None, logs: Sequence[str] | None = None, log_count: int = 0) -> str:
-    """The rows of a job's detail table: data, options, attempts, times, outcome, logs."""
+    """The rows of a job's detail table: data, progress, attempts, times, outcome, options, logs; long values
+    fold into an expandable block instead of being cut."""
     now = now_ms()
     rows = [_row("name", f"<code>{esc(job.name)}</code>")]
     if state is not None:
         rows.append(_row("state", badge(state)))
-    rows.append(_row("data", _pre(job.data)))
+    rows.append(_row("data", expandable(to_text(job.data, LONG_LIMIT, indent=2))))
     attempts = job.opts.get("attempts")
     made = job.attempts_made or 0
     rows.append(_row("attempts", f"{made}" + (f" of {attempts}" if attempts else "")))
     if job.progress not in (None, 0):
-        rows.append(_row("progress", f"<code>{esc(to_text(job.progress))}</code>"))
+        rows.append(_row("progress", progress_bar(job.progress, 120)))
     rows.append(_row("created", esc(format_time(job.timestamp, now))))
     if job.delay and job.timestamp:
         rows.append(_row("due", esc(format_time(job.timestamp + job.delay, now))))
     if job.processed_on:
-        rows.append(_row("processed", esc(format_time(job.processed_on, now))))
+        waited = job.processed_on - (job.timestamp or job.processed_on) - (job.delay or 0)
+        rows.append(_row("processed", esc(format_time(job.processed_on, now))
+                         + (f" <span style='{MUTED}'>after waiting {esc(format_duration(waited))}</span>"
+                            if job.timestamp and waited >= 0 else "")))
     if job.finished_on:
-        rows.append(_row("finished", esc(format_time(job.finished_on, now))))
+        took = (f" <span style='{MUTED}'>took {esc(format_duration(job.finished_on - job.processed_on))}</span>"
+                if job.processed_on else "")
+        rows.append(_row("finished", esc(format_time(job.finished_on, now)) + took))
     if job.failed_reason:
-        rows.append(_row("failed reason", f"<span class='bullpy-failed-reason' style='color:#b00020'>"
-                                          f"{esc(job.failed_reason)}</span>"))
+        rows.append(_row("failed reason", expandable(job.failed_reason, lines=4, chars=300, cls="bullpy-failed-reason")))
     if job.stacktrace:
-        traces = "".join(f"<pre style='margin:0;line-height:1.3;white-space:pre-wrap'>{esc(to_text(t))}</pre>" for t in job.stacktrace)
+        traces = "".join(expandable(to_text(t, LONG_LIMIT), lines=4, chars=400) for t in job.stacktrace)
         rows.append(_row("stacktrace", f"<details><summary>{len(job.stacktrace)} trace(s)</summary>{traces}</details>"))
     if job.returnvalue is not None:
-        rows.append(_row("returnvalue", _pre(job.returnvalue)))
-    rows.append(_row("opts", _pre(job.opts)))
+        rows.append(_row("returnvalue", expandable(to_text(job.returnvalue, LONG_LIMIT, indent=2))))
+    rows.append(_row("opts", expandable(to_text(job.opts, LONG_LIMIT, indent=2), lines=6)))
     if logs is not None:
-        shown = "".join(f"<div><code>{esc(to_text(r, 500))}</code></div>" for r in logs)
+        shown = "".join(expandable(to_text(r, LONG_LIMIT), lines=3, chars=300) for r in logs)
         more = f"<div style='{MUTED}'>{log_count - len(logs)} more rows</div>" if log_count > len(logs) else ""
         rows.append(_row(f"logs ({log_count})", (shown + more) or f"<span style='{MUTED}'>none</span>"))
     return "".join(rows)
@@ -198,9 +211,83 @@ def job_html(job: Job, *, state: str | None = None, logs: Sequence[str] | None =
         except (_redis.RedisError, ConnectionError, BullError):
             state = "missing"
     return (
-        f"<div class='bullpy-job'><b>Job</b> <code>{esc(job.id)}</code> of <code>{esc(job.queue.name)}</code>"
-        f"<table>{job_rows(job, state, logs, log_count)}</table></div>"
+        f"<div class='bullpy-job'><style>{DETAIL_CSS}</style><b>Job</b> <code>{esc(job.id)}</code> of "
+        f"<code>{esc(job.queue.name)}</code><table style='table-layout:fixed;width:100%'>"
+        f"<colgroup><col style='width:8.5em'><col></colgroup>{job_rows(job, state, logs, log_count)}</table></div>"
     )
+
+
+# --- values: one line, expandable, progress, durations -------------------------------------------------
+
+def one_line(value: Any, limit: int = 300) -> str:
+    """A value as one line of text (JSON for non-strings, line breaks as spaces), cut at ``limit`` with an
+    ellipsis: for table cells whose full value is a click away."""
+    out = " ".join(to_text(value, limit * 2 + 100).split())
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def expandable(text: str, *, lines: int = 12, chars: int = 1200, cls: str = "") -> str:
+    """Preformatted text; past ``lines`` lines or ``chars`` characters it shows the start and folds the rest
+    into a ``<details>`` that opens on a click (see ``DETAIL_CSS``)."""
+    klass = f"bullpy-pre {cls}".strip()
+    if len(text) <= chars and text.count("\n") < lines:
+        return f"<span class='{klass}' style='{_PRE}'>{esc(text)}</span>"
+    head = "\n".join(text.split("\n")[:lines])[:chars]
+    return (
+        f"<details class='bullpy-long'><summary><span class='{klass} bullpy-preview' style='{_PRE}'>{esc(head)}…"
+        f"</span><span class='bullpy-more'>show all {len(text):,} characters</span>"
+        f"<span class='bullpy-less'>show less</span></summary>"
+        f"<span class='{klass}' style='{_PRE}'>{esc(text)}</span></details>"
+    )
+
+
+def progress_value(progress: Any) -> float | None:
+    """A job's progress as a percentage when it is a number (Bull allows any JSON), else None."""
+    if isinstance(progress, bool) or not isinstance(progress, (int, float)):
+        return None
+    return float(min(max(progress, 0), 100))
+
+
+def progress_bar(progress: Any, width: int = 60) -> str:
+    """A small bar for a numeric progress (0-100), the value as text for any other; empty for none."""
+    pct = progress_value(progress)
+    if pct is None:
+        return "" if progress in (None, 0) else f"<code>{esc(one_line(progress, 40))}</code>"
+    return (
+        f"<span class='bullpy-progress' title='{pct:g}%' style='display:inline-block;width:{width}px;height:8px;"
+        f"background:#e6e6e6;border-radius:4px;overflow:hidden;vertical-align:middle'><span style='display:block;"
+        f"height:100%;width:{pct:g}%;background:{STATE_COLORS['active']}'></span></span>"
+        f"<span style='font-size:90%'> {pct:.0f}%</span>"
+    )
+
+
+def format_duration(ms: float | None) -> str:
+    """``850 ms``, ``4.2 s``, ``3.5 min``, ``2.0 h``, ``1.5 d``; a dash for None."""
+    if ms is None:
+        return "–"
+    ms = max(float(ms), 0.0)
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    s = ms / 1000
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    if s < 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+def format_bytes(n: float | None) -> str:
+    """``512 B``, ``1.2 MB``, ``3.4 GB`` (powers of 1024)."""
+    if n is None:
+        return "–"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"  # pragma: no cover
 
 
 def table(headers: Iterable[str], rows: Iterable[Iterable[str]], attrs: str = "") -> str:

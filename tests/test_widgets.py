@@ -31,9 +31,13 @@ from bullpy.widgets._common import Refresher, metrics_per_minute, sampled_per_mi
 CELL = re.compile(r"data-bullpy-state='([a-z]+)'>([\d,]+)<")
 
 
-def shown_counts(html: str) -> dict[str, int]:
-    """The numbers a counts table shows, per state, read back from its HTML."""
-    return {state: int(n.replace(",", "")) for state, n in CELL.findall(html)}
+def shown_counts(shown: Any) -> dict[str, int]:
+    """The numbers shown per state: by a counts table (HTML), a dashboard card's count buttons or an
+    inspector's tabs (``"failed 2"``)."""
+    if isinstance(shown, str):
+        return {state: int(n.replace(",", "")) for state, n in CELL.findall(shown)}
+    buttons = shown.count_buttons if hasattr(shown, "count_buttons") else shown.tabs
+    return {state: int(b.description.rsplit(" ", 1)[-1].replace(",", "")) for state, b in buttons.items()}
 
 
 @pytest.fixture
@@ -73,12 +77,12 @@ def test_dashboard_shows_the_counts_redis_holds(make_queue: Callable[..., bullpy
     b.add({"only": 1})
     dash = closing(QueueDashboard([a, b], refresh=None))
     for panel, queue in zip(dash.panels, (a, b)):
-        assert shown_counts(panel.counts_html.value) == queue.get_job_counts()
+        assert shown_counts(panel) == queue.get_job_counts()
     assert dash.counts == {"first": a.get_job_counts(), "second": b.get_job_counts()}
-    assert shown_counts(dash.panels[0].counts_html.value)["delayed"] == 1
+    assert shown_counts(dash.panels[0])["delayed"] == 1
     a.add({"i": 99})
     dash.refresh_now()
-    assert shown_counts(dash.panels[0].counts_html.value)["waiting"] == 8
+    assert shown_counts(dash.panels[0])["waiting"] == 8
     assert "0 workers connected" in dash.panels[0].workers_html.value
     assert not dash.refreshing  # refresh=None: on demand only
 
@@ -93,12 +97,12 @@ def test_dashboard_pause_button_pauses_and_resumes(queue: bullpy.Queue, closing:
     assert panel.pause_button.description == "Resume"
     assert "data-bullpy-badge='paused'" in panel.title.value
     # Bull moves waiting jobs to the paused list when a queue is paused globally.
-    assert shown_counts(panel.counts_html.value) == queue.get_job_counts() == {
+    assert shown_counts(panel) == queue.get_job_counts() == {
         "waiting": 0, "active": 0, "completed": 0, "failed": 0, "delayed": 0, "paused": 1}
     panel.pause_button.click()
     assert not queue.is_paused()
     assert panel.pause_button.description == "Pause"
-    assert shown_counts(panel.counts_html.value)["waiting"] == 1
+    assert shown_counts(panel)["waiting"] == 1
 
 
 def test_background_refresh_updates_and_stops_on_close(queue: bullpy.Queue) -> None:
@@ -107,7 +111,7 @@ def test_background_refresh_updates_and_stops_on_close(queue: bullpy.Queue) -> N
         assert dash.refreshing
         queue.add({"i": 1})
         queue.add({"i": 2})
-        wait_until(lambda: shown_counts(dash.panels[0].counts_html.value).get("waiting") == 2, 5, "refresh")
+        wait_until(lambda: shown_counts(dash.panels[0]).get("waiting") == 2, 5, "refresh")
     finally:
         dash.close()
     thread = dash._refresher.thread
@@ -169,7 +173,7 @@ def test_refresh_shows_redis_errors_and_recovers(make_redis_server: Callable[...
         assert dash.refreshing
         server.start()  # the same port and files
         wait_until(lambda: "updated" in dash.status.value, 10, "recovery")
-        assert dash.error is None and shown_counts(dash.panels[0].counts_html.value)["waiting"] == 0
+        assert dash.error is None and shown_counts(dash.panels[0])["waiting"] == 0
     finally:
         queue.close()
 
@@ -184,6 +188,28 @@ def test_throughput_from_sampled_counts(queue: bullpy.Queue, closing: Any) -> No
     t = dash.panels[0].throughput
     assert t.source == "samples" and sum(t.failed) == 3 and sum(t.completed) == 0
     assert "data-bullpy-rate='failed'" in dash.panels[0].throughput_html.value
+
+
+def test_throughput_without_metrics_reads_recent_finish_times(queue: bullpy.Queue, closing: Any) -> None:
+    for i in range(5):
+        queue.add({"i": i}, attempts=1)
+    fail_jobs(queue, 5)  # before the dashboard exists: no sample saw them finish
+    dash = closing(QueueDashboard(queue, refresh=None))
+    t = dash.panels[0].throughput
+    assert t.source == "samples" and sum(t.failed) == 5 and t.covered_since is None
+    assert "finish times of the newest 100 completed and failed jobs" in dash.panels[0].throughput_html.value
+    # Read only the newest 2: the minutes before the oldest of them fall back to the samples (and are shaded).
+    few = closing(QueueDashboard(queue, refresh=None, recent=2))
+    assert few.panels[0].throughput.covered_since is not None and sum(few.panels[0].throughput.failed) <= 5
+
+
+def test_finished_per_minute_leaves_uncovered_minutes_out() -> None:
+    from bullpy.widgets._common import finished_per_minute
+
+    base = 1_795_800_000_000 // 60_000 * 60_000
+    times = [base + 1_000, base + 2_000, base - 30_000, base - 150_000]
+    assert finished_per_minute(times, base + 5_000, 4) == [2, 1, 0, 1]
+    assert finished_per_minute(times, base + 5_000, 4, complete_after=base - 30_000) == [2, None, None, None]
 
 
 def test_throughput_from_bulls_metrics_keys(queue: bullpy.Queue, closing: Any) -> None:
@@ -286,7 +312,7 @@ def test_dashboard_refresh_costs_the_same_round_trips_for_10_and_100000_jobs(
             queue.add_bulk([{"data": {"i": i}} for i in range(n - 1)], batch_size=5000)
             queue.add({"late": True}, delay=60_000)
             dash = closing(QueueDashboard(queue, refresh=None))
-            assert shown_counts(dash.panels[0].counts_html.value) == {
+            assert shown_counts(dash.panels[0]) == {
                 "waiting": n - 1, "active": 0, "completed": 0, "failed": 0, "delayed": 1, "paused": 0}
             trips.clear()
             dash.refresh_now()
@@ -294,11 +320,13 @@ def test_dashboard_refresh_costs_the_same_round_trips_for_10_and_100000_jobs(
         finally:
             client.close()
             delete_prefix(redis_client, prefix)
-    # The same round trips with the same commands in each (keys differ: two prefixes): counts, paused
-    # flag, CLIENT LIST, metrics.
+    # The same round trips with the same commands in each (keys differ: two prefixes): INFO (the Redis
+    # panel and the eviction policy), then per queue counts, paused flag, CLIENT LIST, metrics, the
+    # longest-waiting id, the running ids, the newest completed ids, the newest failed ids, and their few
+    # fields (one script).
     names = [[[command.split()[0] for command in trip] for trip in cost] for cost in costs]
     assert names[0] == names[1]
-    assert len(names[0]) == 4
+    assert len(names[0]) == 10
 
 
 MILLION_IDS = """
@@ -332,7 +360,7 @@ def test_inspector_pages_through_a_million_jobs_one_page_at_a_time(
         pipe.execute()
     try:
         trips.clear()
-        inspector = closing(JobInspector(queue, "waiting", page_size=20))
+        inspector = closing(JobInspector(queue, "waiting", page_size=20, refresh=None))
         assert [j.id for j in inspector.jobs] == [str(i) for i in range(1, 21)]
         assert inspector.page_html.value == "jobs 1–20 of 1,000,000"
         assert _reads(trips) == {"HGETALL": 20, "LRANGE": 1}
@@ -382,7 +410,7 @@ def test_inspector_states_filters_and_detail(queue: bullpy.Queue, closing: Any) 
     # Every job failed: attempts 1 (the delayed one is not due).
     inspector = closing(JobInspector(queue))
     assert inspector.state == "failed"  # the first state with jobs
-    assert shown_counts(inspector.counts_html.value) == {k: v for k, v in queue.get_job_counts().items()}
+    assert shown_counts(inspector) == {k: v for k, v in queue.get_job_counts().items()}
     assert len(inspector.jobs) == 6 and inspector.total == 6
     reasons = [cells[-1].value for _c, _b, cells in inspector.rows[:6]]
     assert all("invalid number" in r for r in reasons)
@@ -553,11 +581,16 @@ def test_campaign_monitor_follows_an_add_frame_campaign(queue: bullpy.Queue, clo
     assert s.failures[0][:2] == ("invalid number: bad", 2)
     assert "invalid number: bad" in monitor.failures_html.value
     assert monitor.refreshing  # one job is still delayed
+    # Five finished within the last seconds: a rate; the time left runs to the delayed job's due time.
+    assert s.rate_per_min is not None and s.rate_per_min > 0
+    assert s.time_left_ms is not None and 3_500_000 < s.time_left_ms <= 3_600_000
+    assert "data-bullpy-campaign='rate'" in monitor.rate_html.value and "ends about" in monitor.rate_html.value
 
     queue.get_job(later["job_id"].iloc[0]).remove()  # type: ignore[union-attr]
     wait_until(lambda: monitor.summary.done, 5, "the campaign to be done")
     wait_until(lambda: not monitor.refreshing, 5, "the refresh to stop by itself")
     assert monitor.summary.missing == 1 and "· done" in monitor.bar_label.value
+    assert "data-bullpy-campaign='time-left'>done<" in monitor.rate_html.value
 
 
 # --- rich display ------------------------------------------------------------------------------------------
@@ -610,3 +643,288 @@ def test_widgets_do_not_leave_threads_behind(queue: bullpy.Queue) -> None:
     dash = QueueDashboard(queue, refresh=0.05)
     dash.close()
     assert {t.ident for t in threading.enumerate() if t.is_alive()} <= before
+
+
+# --- issue 13: the dashboard finds queues, shows latency, Redis, running jobs, and opens the inspector ---------
+
+def test_dashboard_finds_every_queue_under_the_prefix_and_a_list_narrows_it(
+    make_queue: Callable[..., bullpy.Queue], redis_url: str, prefix: str, closing: Any,
+) -> None:
+    for name in ("alpha", "beta"):
+        make_queue(name).add({"i": 1})
+    dash = closing(QueueDashboard(redis=redis_url, prefix=prefix, refresh=None))
+    assert [q.name for q in dash.queues] == ["alpha", "beta"] and dash.discovering
+    assert dash.counts["alpha"]["waiting"] == 1
+    make_queue("gamma").add({"i": 2})
+    assert dash.rescan() == ["gamma"] and dash.counts["gamma"]["waiting"] == 1
+    narrowed = closing(QueueDashboard(["beta"], redis=redis_url, prefix=prefix, refresh=None))
+    assert list(narrowed.counts) == ["beta"] and not narrowed.discovering
+    nothing = closing(QueueDashboard(redis=redis_url, prefix=prefix + "-none", refresh=None))
+    assert nothing.panels == [] and "No Bull queue under prefix" in nothing.header.value
+    with pytest.raises(TypeError, match="queue names"):
+        QueueDashboard([1], redis=redis_url, prefix=prefix)  # type: ignore[list-item]
+
+
+def test_dashboard_shows_wait_and_processing_times_oldest_waiting_and_running_progress(
+    make_queue: Callable[..., bullpy.Queue], closing: Any,
+) -> None:
+    queue = make_queue()
+    for i in range(4):
+        queue.add({"i": i})
+    release = threading.Event()
+
+    def handler(job: bullpy.Job) -> str:
+        if job.data["i"] == "slow":
+            job.update_progress(40)
+            release.wait(10)
+        else:
+            time.sleep(0.05)
+        return "sent"
+
+    worker = queue.process(handler)
+    try:
+        wait_until(lambda: queue.get_job_counts("completed")["completed"] == 4, 10, "four completed jobs")
+        queue.add({"i": "slow"})
+        wait_until(lambda: queue.get_job_counts("active")["active"] == 1, 10, "the slow job to start")
+        old = queue.add({"i": "queued"}, timestamp=int(time.time() * 1000) - 2 * 3_600_000)
+        assert old is not None
+        dash = closing(QueueDashboard(queue, refresh=None))
+        panel = dash.panels[0]
+        wait_until(lambda: (dash.refresh_now(), panel.running and panel.running[0].progress == 40)[1], 5, "progress")
+        lat = panel.latency
+        assert lat.jobs == 4 and lat.run_p50 is not None and lat.run_p50 >= 50 and lat.wait_p95 is not None
+        assert panel.oldest_waiting is not None and panel.oldest_waiting[0] == old.id
+        assert "data-bullpy-stat='oldest-waiting'>2.0 h<" in panel.stats_html.value
+        assert "data-bullpy-stat='run-p95'" in panel.stats_html.value
+        assert "title='40%'" in panel.running_html.value
+    finally:
+        release.set()
+        worker.close()
+
+
+def test_dashboard_counts_open_the_inspector_and_the_redis_panel_reads_info(
+    queue: bullpy.Queue, redis_client: redis.Redis, closing: Any,
+) -> None:
+    for i in range(3):
+        queue.add({"i": i}, attempts=1)
+    fail_jobs(queue, 3)
+    dash = closing(QueueDashboard(queue, refresh=None))
+    panel = dash.panels[0]
+    assert shown_counts(panel)["failed"] == 3
+    panel.count_buttons["failed"].click()
+    inspector = dash.inspector
+    assert inspector is not None and inspector.state == "failed" and len(inspector.jobs) == 3
+    assert dash.inspector_box.layout.display is None and inspector in dash.inspector_box.children
+    dash.close_inspector()
+    assert dash.inspector is None and dash.inspector_box.layout.display == "none"
+    (server,) = dash.servers.values()
+    assert server.info.version == redis_client.info("server")["redis_version"]
+    assert server.info.policy == redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+    assert f"data-bullpy-redis='version'>{server.info.version}<" in server.value
+    chart = panel.throughput_html.value
+    assert "<svg" in chart and ">now<" in chart and ">-45 min<" in chart and "jobs/min" in chart
+
+
+def test_read_only_dashboard_and_inspector_offer_no_actions(queue: bullpy.Queue, closing: Any) -> None:
+    queue.add({"i": 1}, attempts=1)
+    fail_jobs(queue, 1)
+    dash = closing(QueueDashboard(queue, refresh=None, read_only=True))
+    assert dash.panels[0].pause_button.layout.display == "none"
+    dash.panels[0].pause_button.click()
+    assert not queue.is_paused()
+    inspector = dash.open_inspector(queue.name, "failed")
+    assert inspector.read_only and inspector.action_bar.layout.display == "none"
+    assert inspector.add_button.layout.display == "none"
+    assert inspector.rows[0][0].layout.display == "none"  # no tick boxes
+    inspector.show(inspector.jobs[0].id)
+    assert inspector.detail_pane.actions.layout.display == "none"
+    assert inspector.request("retry", "job") is None and "read-only" in inspector.report.value
+    assert inspector.request_clean() is None
+    inspector.new_job()
+    assert not inspector.editor.is_open
+    assert queue.get_job_counts("failed")["failed"] == 1
+
+
+# --- issue 13: the inspector's tabs, totals, clean, editor -------------------------------------------------
+
+def test_inspector_tabs_count_live_and_switch_state(queue: bullpy.Queue, closing: Any) -> None:
+    queue.add({"i": 1})
+    inspector = closing(JobInspector(queue, refresh=0.05))
+    assert inspector.state == "waiting" and shown_counts(inspector)["waiting"] == 1
+    assert "bullpy-tab-current" in inspector.tabs["waiting"]._dom_classes
+    queue.add({"i": 2}, delay=60_000)
+    wait_until(lambda: shown_counts(inspector) == queue.get_job_counts(), 5, "the tabs to follow Redis")
+    inspector.tabs["delayed"].click()
+    assert inspector.state == "delayed" and [j.data["i"] for j in inspector.jobs] == [2]
+    assert "bullpy-tab-current" not in inspector.tabs["waiting"]._dom_classes
+
+
+def test_a_filter_says_how_many_jobs_match_counting_in_bounded_batches(queue: bullpy.Queue, closing: Any) -> None:
+    queue.add_bulk([{"data": {"city": "Recife" if i % 3 == 0 else "Natal", "i": i}} for i in range(30)])
+    inspector = closing(JobInspector(queue, "waiting", page_size=4, chunk_size=5, count_limit=10, refresh=None))
+    inspector.set_filter(field="city", value="Recife")
+    assert [j.data["i"] for j in inspector.jobs] == [0, 3, 6, 9]
+    counted = inspector.match_count
+    assert counted is not None and (counted.matched, counted.read, counted.exact) == (4, 10, False)
+    assert "at least 4 matching in the first 10 of 30" in inspector.page_html.value
+    assert inspector.count_more_button.layout.display is None
+    inspector.count_on()
+    inspector.count_on()
+    counted = inspector.count_on()
+    assert counted is not None and counted.exact and counted.matched == 10
+    assert "10 matching jobs" in inspector.page_html.value
+    assert inspector.count_more_button.layout.display == "none"
+    inspector.clear_filter()
+    assert inspector.match_count is None and inspector.page_html.value == "jobs 1–4 of 30"
+
+
+def test_clean_counts_with_a_dry_run_then_cleans_after_confirmation(
+    queue: bullpy.Queue, redis_client: redis.Redis, prefix: str, closing: Any,
+) -> None:
+    for i in range(3):
+        queue.add({"i": i}, attempts=1)
+    fail_jobs(queue, 3)
+    inspector = closing(JobInspector(queue, "failed", refresh=None))
+    assert inspector.request_clean(3_600_000) is None and "no failed jobs to clean" in inspector.report.value
+    before = keyspace(redis_client, prefix)
+    inspector.clean_button.click()
+    assert "Clean 3 failed jobs (any age)?" in inspector.confirm_html.value
+    assert inspector.confirm_button.description == "Clean 3"
+    assert keyspace(redis_client, prefix) == before  # the dry run changed nothing
+    report = inspector.confirm()
+    assert report is not None and report.count == 3 and queue.get_job_counts("failed")["failed"] == 0
+    assert "Cleaned 3 failed jobs" in inspector.report.value and shown_counts(inspector)["failed"] == 0
+
+
+def test_add_duplicate_and_edit_a_failed_job_then_retry_it(queue: bullpy.Queue, closing: Any) -> None:
+    inspector = closing(JobInspector(queue, refresh=None))
+    inspector.add_button.click()
+    assert inspector.editor.is_open and inspector.editor.mode == "add"
+    inspector.editor.name_box.value = "send"
+    inspector.editor.data_box.value = '{"number": "5511", "message": "oi"}'
+    inspector.editor.options_box.value = '{"attempts": 1, "backoff": 2000}'
+    added = inspector.submit()
+    assert added is not None and not inspector.editor.is_open
+    job = queue.get_job(added.id)
+    assert job is not None and (job.name, job.data, job.opts["attempts"]) == ("send", {"number": "5511", "message": "oi"}, 1)
+    assert inspector.shown is not None and inspector.shown.id == added.id and f"Added job {added.id}" in inspector.report.value
+
+    # Bad JSON is refused on the editor, nothing is added.
+    inspector.new_job()
+    inspector.editor.data_box.value = "{not json"
+    assert inspector.submit() is None and "data is not valid JSON" in inspector.editor.error.value
+    assert queue.get_job_counts("waiting")["waiting"] == 1
+    inspector.editor.cancel_button.click()
+
+    # Duplicate with edited data: same name and options, new data.
+    inspector.show(added.id)
+    inspector.detail_pane.buttons["duplicate"].click()
+    assert inspector.editor.mode == "duplicate" and '"number": "5511"' in inspector.editor.data_box.value
+    assert '"attempts": 1' in inspector.editor.options_box.value and '"backoff"' in inspector.editor.options_box.value
+    inspector.editor.data_box.value = '{"number": "5512", "message": "oi"}'
+    copy = inspector.submit()
+    assert copy is not None and copy.id != added.id
+    copied = queue.get_job(copy.id)
+    assert copied is not None and copied.name == "send" and copied.data["number"] == "5512"
+    assert copied.opts["attempts"] == 1 and copied.opts["backoff"] == added.opts["backoff"]
+
+    # Edit a failed job's data, then retry it: Redis holds the new data, the job waits again.
+    fail_jobs(queue, 2)
+    inspector.state = "failed"
+    inspector.show(added.id)
+    assert inspector.detail_pane.buttons["edit"].layout.display is None
+    inspector.detail_pane.buttons["edit"].click()
+    assert inspector.editor.mode == "edit" and inspector.editor.name_box.disabled
+    inspector.editor.data_box.value = '{"number": "5511999", "message": "oi"}'
+    retried = inspector.submit()
+    assert retried is not None and f"Saved the data of job {added.id} and retried it" in inspector.report.value
+    again = queue.get_job(added.id)
+    assert again is not None and again.data == {"number": "5511999", "message": "oi"}
+    assert str(again.get_state()) == "waiting"
+    # Editing a job that is no longer failed changes nothing and says why.
+    inspector.edit_and_retry(added.id)
+    inspector.editor.data_box.value = '{"changed": true}'
+    assert inspector.submit() is None and "no longer failed" in inspector.editor.error.value
+    assert queue.get_job(added.id).data == {"number": "5511999", "message": "oi"}  # type: ignore[union-attr]
+
+
+def test_detail_pane_acts_on_the_job_it_shows(queue: bullpy.Queue, closing: Any) -> None:
+    queue.add({"i": 1}, attempts=1)
+    later = queue.add({"i": 2}, delay=3_600_000)
+    assert later is not None
+    fail_jobs(queue, 1)
+    inspector = closing(JobInspector(queue, "failed", refresh=None))
+    failed_id = inspector.jobs[0].id
+    inspector.show(failed_id)
+    visible = {a for a, b in inspector.detail_pane.buttons.items() if b.layout.display is None}
+    assert visible == {"retry", "remove", "duplicate", "edit"}
+    inspector.detail_pane.buttons["retry"].click()
+    assert f"Retry 1 failed job: {failed_id}?" in inspector.confirm_html.value
+    report = inspector.confirm()
+    assert report is not None and report.done == [failed_id]
+    assert "data-bullpy-badge='waiting'" in inspector.detail.value  # the pane shows it again, moved on
+    inspector.show(later.id)
+    assert inspector.detail_pane.buttons["promote"].layout.display is None
+    inspector.request("promote", "job")
+    inspector.confirm()
+    assert str(queue.get_job(later.id).get_state()) == "waiting"  # type: ignore[union-attr]
+    inspector.detail_pane.close_button.click()
+    assert inspector.shown is None and inspector.detail_pane.layout.display == "none"
+
+
+def test_rows_are_one_line_and_long_values_fold_instead_of_being_cut(queue: bullpy.Queue, closing: Any) -> None:
+    from bullpy import _display as D
+
+    reason = "invalid number: " + "x" * 2000
+    job = queue.add({"number": "n/a", "note": "y" * 5000}, attempts=1)
+    assert job is not None
+
+    def handler(_job: bullpy.Job) -> None:
+        raise ValueError(reason)
+
+    worker = queue.process(handler)
+    try:
+        wait_until(lambda: queue.get_job_counts("failed")["failed"] == 1, 10, "the failure")
+    finally:
+        worker.close()
+    inspector = closing(JobInspector(queue, "failed", refresh=None))
+    line = inspector.rows[0][2][0].value
+    assert "<br" not in line and "more characters" not in line
+    assert f"title='{reason[:1000]}'" in line  # the row's tooltip holds the reason (up to 1000 characters)
+    inspector.show(job.id)
+    detail = inspector.detail.value
+    assert "more characters" not in detail and reason in detail and "y" * 5000 in detail
+    assert "show all 2,016 characters" in detail and "class='bullpy-long'" in detail
+    assert D.one_line({"a": "b\nc"}) == '{"a": "b\\nc"}' and D.one_line("a\nb  c") == "a b c"
+    assert D.one_line("z" * 50, 10) == "z" * 9 + "…"
+    assert D.format_duration(850) == "850 ms" and D.format_duration(4200) == "4.2 s"
+    assert D.format_duration(3 * 3_600_000) == "3.0 h"
+    assert "title='40%'" in D.progress_bar(40) and D.progress_bar(0.5) != "" and D.progress_bar(None) == ""
+    assert "<code>" in D.progress_bar({"sent": 3})
+
+
+def test_percentiles_and_chart_scale() -> None:
+    from bullpy.widgets.chart import Throughput, nice_step, svg
+    from bullpy.widgets.queue_panel import percentile
+
+    assert percentile([], 50) is None
+    assert percentile([5, 1, 3, 2, 4], 50) == 3 and percentile(list(range(1, 101)), 95) == 95
+    assert [nice_step(p) for p in (0, 3, 7, 40, 130)] == [1, 1, 2, 10, 50]
+    picture = svg(Throughput("metrics", [12, 0, 3] + [0] * 57, [1] + [0] * 59))
+    assert picture.count("<rect") == 4 and "this minute: 12 completed, 1 failed" in picture
+
+
+# --- issue 13: the campaign's send rate and time left ------------------------------------------------------
+
+def test_campaign_rate_and_time_left() -> None:
+    from bullpy.widgets.campaign import _rate
+
+    now = 1_800_000_000_000
+    finished = [now - 60_000 + i * 1000 for i in range(30)]  # 30 in the last minute, started a minute ago
+    rate, left = _rate(finished, [now - 60_000], now, pending=60, last_due=None)
+    assert rate == pytest.approx(30.0) and left == 120_000  # 60 more at 30 a minute
+    assert _rate(finished, [now - 60_000], now, pending=0, last_due=now + 600_000) == (pytest.approx(30.0), 600_000)
+    # Pending jobs at the rate, whatever is delayed for later (the counts line says until when).
+    assert _rate(finished, [now - 60_000], now, pending=15, last_due=now + 3_600_000)[1] == 30_000
+    assert _rate([], [], now, pending=5, last_due=None) == (None, None)
+    assert _rate([now - 3_600_000], [now - 3_600_000], now, pending=5, last_due=None) == (0.0, None)

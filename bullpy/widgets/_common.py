@@ -20,8 +20,18 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
     raise MissingDependency("ipywidgets", "notebook") from exc
 
 __all__ = [
-    "Refresher", "W", "check_interval", "close_tree", "eviction_policy", "find_queues", "hide",
-    "metrics_per_minute", "now_ms", "queues_of", "read_metrics", "sampled_per_minute",
+    "Refresher",
+    "W",
+    "check_interval",
+    "close_tree",
+    "eviction_policy",
+    "find_queues",
+    "finished_per_minute",
+    "hide",
+    "metrics_per_minute",
+    "now_ms",
+    "read_metrics",
+    "sampled_per_minute",
 ]
 
 
@@ -82,20 +92,6 @@ def check_interval(refresh: float | None) -> float | None:
     if isinstance(refresh, bool) or not isinstance(refresh, (int, float)) or refresh < 0.05:
         raise ValueError(f"refresh must be a number of seconds >= 0.05 (or None to refresh on demand), got {refresh!r}")
     return float(refresh)
-
-
-def queues_of(queue_or_queues: Queue | Iterable[Queue]) -> list[Queue]:
-    if isinstance(queue_or_queues, Queue):
-        return [queue_or_queues]
-    if isinstance(queue_or_queues, (str, bytes)) or not isinstance(queue_or_queues, Iterable):
-        raise TypeError(f"expected a bullpy.Queue or a list of them, got {type(queue_or_queues).__name__}")
-    queues = list(queue_or_queues)
-    for q in queues:
-        if not isinstance(q, Queue):
-            raise TypeError(f"expected bullpy.Queue objects, got {type(q).__name__}")
-    if not queues:
-        raise ValueError("no queues given")
-    return queues
 
 
 def eviction_policy(redis: Queue | Server | _redis.Redis) -> str | None:
@@ -159,6 +155,23 @@ def sampled_per_minute(samples: Iterable[tuple[int, int]], now: int, minutes: in
     return buckets
 
 
+def finished_per_minute(finished: Iterable[int], now: int, minutes: int, complete_after: int | None = None
+                        ) -> list[int | None]:
+    """Jobs per minute from their finish times (``finishedOn``), index 0 the current minute; None for the
+    minutes before ``complete_after`` (epoch ms), which the jobs read may not cover."""
+    now_minute = now // 60_000
+    buckets: list[int | None] = [0] * minutes
+    if complete_after is not None:
+        for age in range(minutes):
+            if now_minute - age <= complete_after // 60_000:
+                buckets[age] = None
+    for at in finished:
+        age = now_minute - at // 60_000
+        if 0 <= age < minutes and buckets[age] is not None:
+            buckets[age] = (buckets[age] or 0) + 1
+    return buckets
+
+
 
 def close_tree(widget: Any) -> None:
     """Close a widget and every widget inside it (ipywidgets keeps each one until it is closed)."""
@@ -168,9 +181,25 @@ def close_tree(widget: Any) -> None:
 
 
 class RefreshingBox(W.VBox):  # type: ignore[misc]
-    """A box that a ``Refresher`` updates in the background: ``refreshing``, and ``close()`` that stops it."""
+    """A box that a ``Refresher`` updates in the background: ``refreshing``, ``close()`` that stops it, and
+    no reads while no front end shows it."""
 
     _refresher: Refresher | None = None
+    _hidden = False
+
+    def __init__(self, children: Any) -> None:
+        super().__init__(children)
+        # Track the views the front end shows: a widget whose output was cleared stops reading Redis until
+        # it is displayed again (None, the default, would mean "not tracked").
+        self._view_count = 0
+        self.observe(self._on_views, names="_view_count")
+
+    def _on_views(self, change: dict[str, Any]) -> None:
+        self._hidden = bool(change["old"]) and not change["new"]
+
+    def _visible(self) -> bool:
+        """Whether a background refresh should read Redis now."""
+        return not self._hidden and self.comm is not None
 
     @property
     def refreshing(self) -> bool:

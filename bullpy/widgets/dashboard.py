@@ -1,246 +1,192 @@
-"""QueueDashboard: live counts, throughput, paused state and workers of one or several queues."""
+"""QueueDashboard: every queue under a prefix (or the ones given), live, with its Redis server, one card each."""
 
 from __future__ import annotations
 
-import collections
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
+import redis as _redis
+
 from .. import _display as D
-from ..queue import Queue
-from ._common import (
-    Refresher,
-    RefreshingBox,
-    W,
-    check_interval,
-    metrics_per_minute,
-    now_ms,
-    queues_of,
-    read_metrics,
-    sampled_per_minute,
-)
+from .. import connection
+from ..queue import Queue, find_queues
+from . import _style
+from ._common import Refresher, RefreshingBox, W, check_interval, hide, now_ms
+from .chart import Throughput
+from .inspector import JobInspector
+from .queue_panel import QueuePanel
+from .server_panel import ServerPanel
 
-#: How long a maxmemory-policy answer is trusted before it is asked again.
-_POLICY_TTL_MS = 60_000
-_WORKERS_SHOWN = 10
+__all__ = ["QueueDashboard", "Throughput"]
 
-
-@dataclass
-class Throughput:
-    """Jobs finished per minute, index 0 the current (open) minute."""
-
-    source: str  # "metrics" (Bull's metrics keys) or "samples" (differences of sampled counts)
-    completed: list[int]
-    failed: list[int]
-    since: int | None = None  # for samples: when sampling started (epoch ms)
-
-
-@dataclass
-class _Samples:
-    completed: collections.deque[tuple[int, int]] = field(default_factory=collections.deque)
-    failed: collections.deque[tuple[int, int]] = field(default_factory=collections.deque)
-
-
-class QueuePanel(W.VBox):  # type: ignore[misc]
-    """One queue's part of the dashboard."""
-
-    def __init__(self, queue: Queue, minutes: int) -> None:
-        self.queue = queue
-        self.minutes = minutes
-        self.counts: dict[str, int] = {}
-        self.paused = False
-        self.workers: list[dict[str, str]] = []
-        self.throughput = Throughput("samples", [0] * minutes, [0] * minutes)
-        self._samples = _Samples()
-        self.title = W.HTML()
-        self.counts_html = W.HTML()
-        self.counts_html.add_class("bullpy-dashboard-counts")
-        self.pause_button = W.Button(description="Pause", icon="pause", tooltip="Pause the queue for every worker")
-        self.pause_button.add_class("bullpy-pause")
-        self.workers_html = W.HTML()
-        self.throughput_html = W.HTML()
-        super().__init__([
-            W.HBox([self.title, self.pause_button], layout=W.Layout(align_items="center")),
-            self.counts_html, self.throughput_html, self.workers_html,
-        ], layout=W.Layout(border="1px solid #ddd", padding="4px 8px", margin="4px 0"))
-        self.add_class("bullpy-queue-panel")
-
-    def read(self) -> None:
-        """Read everything this panel shows: four round trips, whatever the number of jobs."""
-        now = now_ms()
-        counts = self.queue.get_job_counts()
-        paused = self.queue.is_paused()
-        workers = self.queue.get_workers()
-        metrics = read_metrics(self.queue, self.minutes)
-        self._sample(now, counts)
-        completed, failed = metrics["completed"], metrics["failed"]
-        if completed is not None or failed is not None:
-            zero: tuple[dict[str, int], list[int]] = ({"count": 0, "prevTS": now, "prevCount": 0}, [])
-            c_meta, c_data = completed or zero
-            f_meta, f_data = failed or zero
-            self.throughput = Throughput(
-                "metrics",
-                metrics_per_minute(c_meta, c_data, now, self.minutes),
-                metrics_per_minute(f_meta, f_data, now, self.minutes),
-            )
-        else:
-            self.throughput = Throughput(
-                "samples",
-                sampled_per_minute(self._samples.completed, now, self.minutes),
-                sampled_per_minute(self._samples.failed, now, self.minutes),
-                since=self._samples.completed[0][0] if self._samples.completed else now,
-            )
-        self.counts, self.paused, self.workers = counts, paused, workers
-
-    def _sample(self, now: int, counts: dict[str, int]) -> None:
-        horizon = now - (self.minutes + 1) * 60_000
-        for kind in ("completed", "failed"):
-            samples: collections.deque[tuple[int, int]] = getattr(self._samples, kind)
-            samples.append((now, counts[kind]))
-            while len(samples) > 2 and samples[1][0] < horizon:
-                samples.popleft()
-
-    def render(self) -> None:
-        flag = " " + D.badge("paused") if self.paused else ""
-        self.title.value = f"{D.queue_title(self.queue)}{flag}"
-        self.counts_html.value = D.counts_table(self.counts)
-        self.pause_button.description = "Resume" if self.paused else "Pause"
-        self.pause_button.icon = "play" if self.paused else "pause"
-        self.pause_button.tooltip = ("Resume the queue for every worker" if self.paused
-                                     else "Pause the queue for every worker")
-        self.throughput_html.value = _throughput_html(self.throughput)
-        self.workers_html.value = _workers_html(self.workers)
-
-
-def _throughput_html(t: Throughput) -> str:
-    peak = max([1, *t.completed, *t.failed])
-    bars = []
-    for age in reversed(range(len(t.completed))):
-        c, f = t.completed[age], t.failed[age]
-        label = "this minute" if age == 0 else f"{age} min ago"
-        bars.append(
-            f"<div title='{label}: {c} completed, {f} failed' style='display:inline-flex;flex-direction:column-reverse;"
-            f"width:10px;height:30px;margin-right:2px;vertical-align:bottom;background:#f4f4f4'>"
-            f"<div style='height:{30 * c / peak:.0f}px;background:{D.STATE_COLORS['completed']}'></div>"
-            f"<div style='height:{30 * f / peak:.0f}px;background:{D.STATE_COLORS['failed']}'></div></div>"
-        )
-    where = "Bull's metrics" if t.source == "metrics" else "sampled counts"
-    if t.source == "samples" and t.since is not None:
-        where += f" since {D.short_time(t.since)} UTC"
-    total_c, total_f = sum(t.completed), sum(t.failed)
-    return (
-        f"<div class='bullpy-throughput' data-bullpy-source='{t.source}'>{''.join(bars)} "
-        f"<span>this minute: <b data-bullpy-rate='completed'>{t.completed[0]}</b> completed, "
-        f"<b data-bullpy-rate='failed'>{t.failed[0]}</b> failed · last {len(t.completed)} min: "
-        f"{total_c:,} completed, {total_f:,} failed</span> <span style='{D.MUTED}'>({D.esc(where)})</span></div>"
-    )
-
-
-def _workers_html(workers: list[dict[str, str]]) -> str:
-    n = len(workers)
-    head = f"<span data-bullpy-workers='{n}'>{n} worker{'s' if n != 1 else ''} connected</span>"
-    if not workers:
-        return f"<div style='{D.MUTED}'>{head}</div>"
-    rows = [[D.esc(w.get("addr", "?")), D.esc(w.get("age", "")), D.esc(w.get("idle", "")), D.esc(w.get("cmd", ""))]
-            for w in workers[:_WORKERS_SHOWN]]
-    more = f"<div style='{D.MUTED}'>and {n - _WORKERS_SHOWN} more</div>" if n > _WORKERS_SHOWN else ""
-    table = D.table(["address", "age (s)", "idle (s)", "last command"], rows)
-    return f"<details><summary>{head}</summary>{table}{more}</details>"
+Sources = Queue | Iterable[Queue | str] | None
 
 
 class QueueDashboard(RefreshingBox):
-    """Counts per state of one or several queues, refreshed in the background every ``refresh`` seconds.
+    """Every Bull queue under ``prefix`` (found with ``bullpy.find_queues``), or the queues given, refreshed in
+    the background every ``refresh`` seconds.
 
-    Shows throughput over the last ``minutes`` minutes (from Bull's metrics keys when a worker records
-    them, else from the sampled counts), the paused state with a pause/resume button, the connected
-    workers (Bull's client names) and a warning when Redis may evict keys. Each refresh costs a fixed
-    number of round trips per queue, whatever the number of jobs. ``close()`` stops the refresh;
-    ``refresh=None`` refreshes only on ``refresh_now()`` or the button.
+    Per queue: counts per state (click one to open the inspector on those jobs), the oldest waiting job's
+    age, wait and processing times (p50/p95 of the newest ``recent`` completed jobs), the jobs running now
+    with their progress, a chart of completed/failed jobs per minute over the last ``minutes`` minutes (Bull's
+    metrics keys when workers record them, else the finish times of the newest ``recent`` completed and failed
+    jobs, and sampled counts), connected workers and pause/resume. Per Redis
+    server: version, memory, eviction policy (a warning unless ``noeviction``), clients and operations per
+    second. A refresh costs a fixed number of round trips per queue, whatever the number of jobs; queues are
+    looked for only when the dashboard starts and on ``rescan()``. ``close()`` stops the refresh.
+
+    Args:
+        queues: None (every queue under ``prefix`` on ``redis``), a Queue, or a list of Queues and/or names.
+        redis: where to look for queues given by name or not given (a URL or a client; default: as ``Queue``).
+        read_only: no pause/resume and an inspector without actions, for people who only watch.
     """
 
-    def __init__(self, queue_or_queues: Queue | Iterable[Queue], refresh: float | None = 2.0, *,
-                 minutes: int = 10) -> None:
-        queues = queues_of(queue_or_queues)
+    def __init__(self, queues: Sources = None, refresh: float | None = 2.0, *, redis: str | _redis.Redis | None = None,
+                 prefix: str = "bull", minutes: int = 60, recent: int = 100, read_only: bool = False) -> None:
         interval = check_interval(refresh)
         if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 120:
             raise ValueError(f"minutes must be an integer from 1 to 120, got {minutes!r}")
-        self.queues = queues
-        self.panels = [QueuePanel(q, minutes) for q in queues]
+        if isinstance(recent, bool) or not isinstance(recent, int) or not 1 <= recent <= 10_000:
+            raise ValueError(f"recent must be an integer from 1 to 10000, got {recent!r}")
+        self.prefix, self.minutes, self.recent, self.read_only = prefix, minutes, recent, bool(read_only)
+        self.discovering = queues is None
+        self._redis_arg = redis
+        self._client: _redis.Redis | None = None
+        self._owned: list[Queue] = []
+        self.queues = self._queues_of(queues)
+        self.interval = interval
+        self.panels: list[QueuePanel] = []
+        self.servers: dict[str, ServerPanel] = {}
         self.header = W.HTML()
+        self.refresh_button = W.Button(description="Refresh", icon="refresh", tooltip="read every queue again")
+        self.auto = W.Checkbox(value=interval is not None, description="auto-refresh", indent=False,
+                               disabled=interval is None)
+        self.rescan_button = W.Button(description="Find queues", icon="search",
+                                      tooltip=f"look for queues under {prefix!r} again (SCAN)")
+        hide(self.rescan_button, not self.discovering)
         self.warning = W.HTML()
         self.warning.add_class("bullpy-eviction-warning")
+        self.servers_box = W.VBox()
+        self.panels_box = W.VBox()
+        self.inspector: JobInspector | None = None
+        self.inspector_box = W.VBox()
+        self.inspector_box.add_class("bullpy-dashboard-inspector")
+        hide(self.inspector_box, True)
         self.status = W.HTML()
         self.status.add_class("bullpy-status")
-        self.refresh_button = W.Button(description="Refresh", icon="refresh", layout=W.Layout(width="auto"))
-        self.auto = W.Checkbox(value=interval is not None, description="auto-refresh", indent=False,
-                               disabled=interval is None, layout=W.Layout(width="auto"))
         self.refreshes = 0
         self.error: BaseException | None = None
         self.policies: dict[str, str | None] = {}
-        self._policy_checked: dict[str, tuple[int, str | None]] = {}
-        self._lock = threading.Lock()
-        self._hidden = False
-        super().__init__([
-            W.HBox([self.header, self.refresh_button, self.auto], layout=W.Layout(align_items="center")),
-            self.warning, *self.panels, self.status,
-        ])
+        self._lock = threading.RLock()
+        head = W.HBox([self.header, self.refresh_button, self.auto, self.rescan_button, self.status])
+        head.add_class("bullpy-header")
+        super().__init__([_style.stylesheet(), head, self.warning, self.servers_box, self.panels_box,
+                          self.inspector_box])
+        self.add_class("bullpy-widget")
         self.add_class("bullpy-dashboard")
         self.refresh_button.on_click(lambda _b: self.refresh_now())
-        for panel in self.panels:
-            panel.pause_button.on_click(self._toggle_pause_of(panel))
-        # Track the views the front end shows: a dashboard whose output was cleared stops reading Redis
-        # until it is displayed again (None, the default, would mean "not tracked").
-        self._view_count = 0
-        self.observe(self._on_views, names="_view_count")
-        self.interval = interval
+        self.rescan_button.on_click(lambda _b: self.rescan())
+        self._add_panels(self.queues)
         self.refresh_now()
         self._refresher = Refresher(self, interval, "bullpy-dashboard").start() if interval else None
 
-    # --- refreshing ------------------------------------------------------------------------------------
-    def refresh_now(self) -> None:
-        """Read every queue again and update the display (what the background thread does)."""
+    # --- queues ------------------------------------------------------------------------------------------
+    def _queues_of(self, queues: Sources) -> list[Queue]:
+        if queues is None:
+            return [self._open(name) for name in find_queues(self._source(), self.prefix)]
+        if isinstance(queues, Queue):
+            return [queues]
+        if isinstance(queues, (str, bytes)) or not isinstance(queues, Iterable):
+            raise TypeError(f"expected a bullpy.Queue, a list of queues or queue names, or nothing (every queue "
+                            f"under the prefix), got {type(queues).__name__}")
+        out: list[Queue] = []
+        for q in queues:
+            if isinstance(q, Queue):
+                out.append(q)
+            elif isinstance(q, str):
+                out.append(self._open(q))
+            else:
+                raise TypeError(f"expected bullpy.Queue objects or queue names, got {type(q).__name__}")
+        if not out:
+            raise ValueError("no queues given (pass None to show every queue under the prefix)")
+        return out
+
+    def _source(self) -> Any:
+        if connection.wants_cluster(self._redis_arg, None):
+            return self._redis_arg
+        if self._client is None:
+            self._client = connection.resolve(self._redis_arg)  # one connection shared by the queues it opens
+        return self._client
+
+    def _open(self, name: str) -> Queue:
+        queue = Queue(name, self._source(), prefix=self.prefix)
+        self._owned.append(queue)
+        return queue
+
+    def _add_panels(self, queues: list[Queue]) -> None:
+        for q in queues:
+            panel = QueuePanel(q, self.minutes, self.recent, self._count_clicked, self.read_only)
+            panel.pause_button.on_click(self._toggle_pause_of(panel))
+            self.panels.append(panel)
+            where = q.server.describe()
+            if where not in self.servers:
+                self.servers[where] = ServerPanel(q)
+        self.panels_box.children = tuple(self.panels)
+        self.servers_box.children = tuple(self.servers.values())
+
+    def rescan(self) -> list[str]:
+        """Look for queues under the prefix again (SCAN: it walks the keyspace) and add the new ones."""
+        if not self.discovering:
+            return []
         with self._lock:
             try:
+                names = find_queues(self._source(), self.prefix)
+            except D.REDIS_ERRORS as exc:
+                self.status.value = D.error_line(exc)
+                return []
+            known = {q.name for q in self.queues}
+            new = [self._open(n) for n in names if n not in known]
+            self.queues += new
+            self._add_panels(new)
+        self.refresh_now()
+        return [q.name for q in new]
+
+    # --- refreshing ------------------------------------------------------------------------------------------
+    def refresh_now(self) -> None:
+        """Read every queue and server again and update the display (what the background thread does)."""
+        with self._lock:
+            now = now_ms()
+            try:
+                for server in self.servers.values():
+                    server.read(now)
                 for panel in self.panels:
-                    panel.read()
-                self._check_policies()
+                    panel.read(now)
+                self.policies = {D.esc(where): s.info.policy for where, s in self.servers.items()}
                 self.error = None
             except D.REDIS_ERRORS as exc:
                 self.error = exc
             self.refreshes += 1
-            self._render()
+            self._render(now)
 
     def _tick(self) -> None:
-        if self.auto.value and not self._hidden and self.comm is not None:
+        if self.auto.value and self._visible():
             self.refresh_now()
 
-    def _on_views(self, change: dict[str, Any]) -> None:
-        self._hidden = bool(change["old"]) and not change["new"]
-
-    def _check_policies(self) -> None:
-        now = now_ms()
-        seen: set[str] = set()
-        for q in self.queues:
-            # Keyed by where the server is (no round trip): the warnings are shown per place anyway.
-            where = _where(q)
-            if where in seen:
-                continue
-            seen.add(where)
-            checked = self._policy_checked.get(where)
-            if checked is None or now - checked[0] > _POLICY_TTL_MS:
-                checked = (now, q.server.eviction_policy())
-                self._policy_checked[where] = checked
-            self.policies[D.esc(where)] = checked[1]
-
-    def _render(self) -> None:
+    def _render(self, now: int) -> None:
+        for server in self.servers.values():
+            server.render()
         for panel in self.panels:
             if panel.counts:
-                panel.render()
+                panel.render(now)
         every = f"every {self.interval:g} s" if self.interval else "on demand"
-        self.header.value = (f"<b>bullpy dashboard</b> <span style='{D.MUTED}'>· {len(self.queues)} "
-                             f"queue{'s' if len(self.queues) != 1 else ''} · refresh {every}</span>")
+        n = len(self.queues)
+        under = f" under <code>{D.esc(self.prefix)}</code>" if self.discovering else ""
+        self.header.value = (f"<b>bullpy dashboard</b> <span style='{D.MUTED}'>· {n} queue{'s' if n != 1 else ''}"
+                             f"{under} · refresh {every}</span>")
+        if self.discovering and not self.queues:
+            self.header.value += (f"<div style='{D.MUTED}'>No Bull queue under prefix {D.esc(self.prefix)!s} yet "
+                                  f"(a queue appears once a job was added); Find queues looks again.</div>")
         warnings = []
         for where, policy in self.policies.items():
             if policy is None:
@@ -254,7 +200,7 @@ class QueueDashboard(RefreshingBox):
                     f"when memory runs out. Bull needs <code>noeviction</code>.</div>"
                 )
         self.warning.value = "".join(warnings)
-        when = D.short_time(now_ms())
+        when = D.short_time(now)
         if self.error is not None:
             self.status.value = f"{D.error_line(self.error)} <span style='{D.MUTED}'>({when} UTC; retrying)</span>"
         else:
@@ -262,6 +208,8 @@ class QueueDashboard(RefreshingBox):
 
     def _toggle_pause_of(self, panel: QueuePanel) -> Any:
         def toggle(_button: Any) -> None:
+            if self.read_only:
+                return
             try:
                 if panel.queue.is_paused():
                     panel.queue.resume()
@@ -273,13 +221,46 @@ class QueueDashboard(RefreshingBox):
             self.refresh_now()
         return toggle
 
-    # --- values, for code and tests ------------------------------------------------------------------------
+    # --- the inspector --------------------------------------------------------------------------------------
+    def _count_clicked(self, queue: Queue, state: str) -> None:
+        self.open_inspector(queue, state)
+
+    def open_inspector(self, queue: Queue | str, state: str | None = None, **options: Any) -> JobInspector:
+        """Open the inspector below the cards on one queue's jobs (what clicking a count does)."""
+        if isinstance(queue, str):
+            found = [q for q in self.queues if q.name == queue]
+            if not found:
+                raise ValueError(f"no queue {queue!r} on this dashboard")
+            queue = found[0]
+        self.close_inspector()
+        options.setdefault("read_only", self.read_only)
+        self.inspector = JobInspector(queue, state, **options)
+        close = W.Button(description="Close", icon="times", tooltip="close the inspector")
+        close.on_click(lambda _b: self.close_inspector())
+        self.inspector_box.children = (close, self.inspector)
+        hide(self.inspector_box, False)
+        return self.inspector
+
+    def close_inspector(self) -> None:
+        if self.inspector is not None:
+            self.inspector.close()
+            self.inspector = None
+        for child in self.inspector_box.children:
+            child.close()
+        self.inspector_box.children = ()
+        hide(self.inspector_box, True)
+
+    def close(self) -> None:
+        """Stop refreshing, close the inspector and the queues this dashboard opened."""
+        if hasattr(self, "inspector_box"):  # not when a failed __init__ is collected
+            self.close_inspector()
+        super().close()
+        for queue in getattr(self, "_owned", ()):
+            queue.close()
+        self._owned = []
+
+    # --- values, for code and tests --------------------------------------------------------------------------
     @property
     def counts(self) -> dict[str, dict[str, int]]:
         """The counts shown, per queue name."""
         return {p.queue.name: dict(p.counts) for p in self.panels}
-
-
-
-def _where(queue: Queue) -> str:
-    return queue.server.describe()

@@ -96,7 +96,7 @@ def test_dashboard_shows_nodes_counts_workers_and_pauses_node(queue: bullpy.Queu
     dash = QueueDashboard(queue, refresh=None)
     try:
         panel = dash.panels[0]
-        assert shown_counts(panel.counts_html.value) == bull.call(q, "getJobCounts")
+        assert shown_counts(panel) == bull.call(q, "getJobCounts")
         # Node names its blocking connection prefix:base64(name): Bull's getWorkers sees the same worker.
         node_workers = bull.call(q, "getWorkers")
         assert len(panel.workers) == len(node_workers) >= 1
@@ -113,7 +113,7 @@ def test_dashboard_shows_nodes_counts_workers_and_pauses_node(queue: bullpy.Queu
         time.sleep(0.5)
         assert bull.call(q, "getJobCounts")["paused"] == 1  # Node's worker leaves it alone
         dash.refresh_now()
-        assert shown_counts(panel.counts_html.value)["paused"] == 1
+        assert shown_counts(panel)["paused"] == 1
         panel.pause_button.click()
         assert bull.call(q, "isPaused") is False
         bull.wait_for_state(q, added, "completed")
@@ -141,3 +141,83 @@ def test_campaign_monitor_over_a_node_worked_campaign(queue: bullpy.Queue, bull:
         wait_until(lambda: not monitor.refreshing, 5, "the refresh to stop once done")
     finally:
         monitor.close()
+
+
+def test_edit_a_failed_jobs_data_and_retry_then_node_sends_the_new_data(queue: bullpy.Queue, bull: Peer) -> None:
+    q = peer_queue(queue)
+    bad = bull.call(q, "add", "send", {"number": "x", "__peer": {"fail": "invalid number: x"}}, {"attempts": 1})["id"]
+    bull.process(q, count=1)
+    bull.wait_for_counts(q, failed=1)
+
+    inspector = JobInspector(queue, "failed", refresh=None)
+    try:
+        inspector.show(str(bad))
+        inspector.detail_pane.buttons["edit"].click()
+        assert '"number": "x"' in inspector.editor.data_box.value
+        inspector.editor.data_box.value = '{"number": "5511999"}'
+        assert inspector.submit() is not None
+        bull.wait_for_state(q, bad, "completed")  # Node's worker takes it again, with the data as edited
+        runs = [r for r in bull.processed(q) if str(r["id"]) == str(bad)]
+        assert [r["data"] for r in runs] == [{"number": "x", "__peer": {"fail": "invalid number: x"}},
+                                             {"number": "5511999"}]
+        assert bull.get_job(q, bad)["name"] == "send"  # type: ignore[index]
+    finally:
+        inspector.close()
+
+
+def test_duplicate_add_and_clean_from_the_inspector_as_node_sees_them(queue: bullpy.Queue, bull: Peer) -> None:
+    q = peer_queue(queue)
+    original = bull.call(q, "add", "send", {"number": "5511", "__peer": {"fail": "invalid number"}},
+                         {"attempts": 1, "backoff": 5000})["id"]
+    bull.process(q, count=1)
+    bull.wait_for_counts(q, failed=1)
+
+    inspector = JobInspector(queue, "failed", refresh=None)
+    try:
+        inspector.duplicate(str(original))
+        assert '"backoff": {"type": "fixed", "delay": 5000}' in inspector.editor.options_box.value
+        inspector.editor.data_box.value = '{"number": "5512"}'
+        copy = inspector.submit()
+        assert copy is not None
+        bull.wait_for_state(q, copy.id, "completed")
+        node_copy = bull.get_job(q, copy.id)
+        assert node_copy is not None and node_copy["name"] == "send" and node_copy["data"] == {"number": "5512"}
+        assert node_copy["opts"]["attempts"] == 1 and node_copy["opts"]["backoff"] == {"type": "fixed", "delay": 5000}
+
+        inspector.new_job(name="send")
+        inspector.editor.data_box.value = '{"number": "5513"}'
+        added = inspector.submit()
+        assert added is not None
+        bull.wait_for_state(q, added.id, "completed")
+
+        inspector.state = "failed"
+        assert inspector.request_clean() is not None and "Clean 1 failed job" in inspector.confirm_html.value
+        report = inspector.confirm()
+        assert report is not None and report.done == [str(original)]
+        assert bull.get_job(q, original) is None
+        assert bull.call(q, "getJobCounts")["failed"] == 0
+    finally:
+        inspector.close()
+
+
+def test_dashboard_reads_nodes_timings_and_progress(queue: bullpy.Queue, bull: Peer) -> None:
+    q = peer_queue(queue)
+    for i in range(3):
+        bull.call(q, "add", {"i": i, "__peer": {"sleep": 60}})
+    running = bull.call(q, "add", {"i": "long", "__peer": {"progress": [60], "hang": True}})["id"]
+    bull.process(q, concurrency=2, count=3)
+    bull.wait_for_counts(q, completed=3, active=1)
+
+    dash = QueueDashboard(queue, refresh=None)
+    try:
+        panel = dash.panels[0]
+        wait_until(lambda: (dash.refresh_now(), bool(panel.running) and panel.running[0].progress == 60)[1], 5,
+                   "Node's progress")
+        assert panel.running[0].id == str(running)
+        lat = panel.latency
+        node_jobs = [bull.get_job(q, j["id"]) for j in bull.call(q, "getCompleted")]
+        runs = sorted(j["finishedOn"] - j["processedOn"] for j in node_jobs if j)  # type: ignore[index]
+        assert lat.jobs == 3 and lat.run_p50 == runs[1] and lat.run_p95 == runs[2] and runs[1] >= 60
+        assert "title='60%'" in panel.running_html.value
+    finally:
+        dash.close()
