@@ -3,6 +3,7 @@ reading a queue back as a frame. (Node sending a frame's campaign: tests/interop
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -57,25 +58,27 @@ def test_rerun_with_job_ids_adds_nothing(queue: bullpy.Queue, redis_client: redi
 
 
 def test_interrupted_load_rerun_queues_each_row_once(queue: bullpy.Queue, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A load cut mid-way (retries off, so the drop surfaces) says how far it got; re-run, each row lands once."""
-    from bullpy.errors import RedisUnavailable
+    """A load cut mid-way (retries off, so the drop surfaces) says how far it got; re-run, each row lands once.
+    Two chunks are in flight at a time: the connection drops as the third goes out, after the first was
+    confirmed and while the second's reply is still on its way."""
+    from bullpy import _loading
     from bullpy.frames import FrameLoadInterrupted
     from bullpy.retry import NO_RETRY
 
     df = campaign(25)
     calls = {"n": 0}
-    real = bullpy.Queue.add_bulk
+    real = _loading.ChunkWriter._send
 
-    def flaky(self: bullpy.Queue, jobs: Any, **kw: Any) -> Any:
-        if not kw.get("dry_run"):
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise RedisUnavailable("connection dropped mid-load")
-        return real(self, jobs, **kw)
+    def flaky(self: Any, chunk: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise redis.ConnectionError("connection dropped mid-load")
+        real(self, chunk)
 
-    monkeypatch.setattr(bullpy.Queue, "add_bulk", flaky)
-    with pytest.raises(FrameLoadInterrupted, match="stopped after 10 of 25 rows"):
+    monkeypatch.setattr(_loading.ChunkWriter, "_send", flaky)
+    with pytest.raises(FrameLoadInterrupted, match="stopped after 5 of 25 rows") as info:
         queue.add_frame(df, job_id="c-{customer_id}", chunk_size=5, progress=False, retry=NO_RETRY)
+    assert "rows 5-9 may or may not be" in str(info.value) and info.value.uncertain == range(5, 10)
     monkeypatch.undo()
     assert queue.count() == 10
     rerun = queue.add_frame(df, job_id="c-{customer_id}", chunk_size=5, progress=False)
@@ -202,7 +205,102 @@ def test_jobs_frame_rows_equal_the_full_parse_also_for_odd_hashes(queue: bullpy.
                     None if pd.isna(row.failed_reason) else row.failed_reason, row.returnvalue))
     assert len(got) == len(expected) == 7
     assert got == expected
-    redis_client.hset(queue.keys.job("null-opts"), mapping={"data": "{}", "opts": "null"})
-    redis_client.rpush(queue.keys("wait"), "null-opts")
-    with pytest.raises(ValueError, match="JSON null"):
-        queue.jobs_frame(["waiting"])  # as get_jobs (and Node's fromJSON) refuse it
+    assert frame["parse_error"].isna().all()
+
+
+def test_damaged_jobs_show_a_parse_error_beside_healthy_ones(queue: bullpy.Queue, redis_url: str) -> None:
+    """A job Node could not read (get_jobs refuses it) is one row with parse_error, not a failed frame."""
+    queue.add({"n": 1})
+    raw_client = redis.Redis.from_url(redis_url)  # bytes: a value that is not UTF-8 goes in as it is
+    damaged = {
+        "null-opts": {b"data": b"{}", b"opts": b"null", b"timestamp": b"1700000000000"},
+        "bad-data": {b"data": b"{oops", b"opts": b"{}", b"name": b"broken"},
+        "not-utf8": {b"data": b'{"n":"\xff"}', b"opts": b"{}"},
+    }
+    for job_id, fields in damaged.items():
+        raw_client.hset(queue.keys.job(job_id), mapping=fields)  # type: ignore[arg-type]
+        raw_client.lpush(queue.keys("wait"), job_id)
+    queue.add({"n": 2})
+    raw_client.close()
+    with pytest.raises(ValueError):
+        queue.get_jobs(["waiting"])  # "opts is JSON null" (Node's fromJSON throws), or not UTF-8 for this client
+    frame = queue.jobs_frame(["waiting"]).set_index("id")
+    assert list(frame.index) == ["1", "null-opts", "bad-data", "not-utf8", "2"]
+    errors = frame["parse_error"]
+    assert errors[["1", "2"]].isna().all()
+    assert "JSON null" in errors["null-opts"] and "'data' is not valid JSON" in errors["bad-data"]
+    assert "not valid UTF-8" in errors["not-utf8"] and frame.loc["not-utf8", "data.n"] == "\ufffd"
+    assert list(frame["data.n"][["1", "2"]]) == [1, 2] and frame["data.n"][["null-opts", "bad-data"]].isna().all()
+    assert frame.loc["bad-data", "name"] == "broken" and pd.isna(frame.loc["bad-data", "delay"])
+    assert frame.loc["null-opts", "timestamp"] == pd.Timestamp(1700000000000, unit="ms", tz="UTC")
+
+
+def test_time_columns_share_one_unit(queue: bullpy.Queue, redis_client: redis.Redis) -> None:
+    queue.add({"n": 1})  # waiting: never processed, so processed_on and finished_on are all missing
+    for states in (["waiting"], ["completed"], ["waiting", "completed"]):
+        frame = queue.jobs_frame(states)
+        assert {str(frame[f].dtype) for f in ("timestamp", "processed_on", "finished_on")} == {"datetime64[ms, UTC]"}
+    redis_client.hset(queue.keys.job("done"), mapping={"data": "{}", "opts": "{}", "timestamp": "1700000000000",
+                                                       "processedOn": "1700000000100", "finishedOn": "1700000000250"})
+    redis_client.zadd(queue.keys("completed"), {"done": 1700000000250})
+    row = queue.jobs_frame(["completed"]).iloc[0]
+    assert row["finished_on"] - row["timestamp"] == pd.Timedelta(milliseconds=250)
+    status = queue.campaign_status(pd.DataFrame({"job_id": ["done"]}))
+    assert str(status["finished_on"].dtype) == "datetime64[ms, UTC]" and str(status["due"].dtype) == "datetime64[ms, UTC]"
+
+
+def fill_states(queue: bullpy.Queue, redis_client: redis.Redis, n: int) -> None:
+    """n jobs per state (waiting, delayed, completed, failed), written as Bull shapes them."""
+    queue.add_bulk([{"data": {"i": i, "s": f"w{i}"}} for i in range(n)])
+    queue.add_bulk([{"data": {"i": i, "s": f"d{i}"}, "opts": {"delay": 60_000 + i}} for i in range(n)])
+    with redis_client.pipeline() as pipe:
+        for state in ("completed", "failed"):
+            for i in range(n):
+                job_id = f"{state}-{i}"
+                pipe.hset(queue.keys.job(job_id), mapping={
+                    "name": "send", "data": json.dumps({"i": i, "s": f"{state[0]}{i}"}), "opts": "{}",
+                    "timestamp": str(1700000000000 + i), "processedOn": str(1700000000100 + i),
+                    "finishedOn": str(1700000000200 + i), "attemptsMade": "1",
+                    **({"returnvalue": json.dumps({"ok": i})} if state == "completed" else {"failedReason": "boom"})})
+                pipe.zadd(queue.keys(state), {job_id: 1700000000200 + i})
+        pipe.execute()
+
+
+def test_iter_jobs_frames_concatenate_to_jobs_frame(queue: bullpy.Queue, redis_client: redis.Redis) -> None:
+    fill_states(queue, redis_client, 400)
+    whole = queue.jobs_frame(chunk_size=150)
+    assert len(whole) == 1600 and whole["parse_error"].isna().all()
+    frames = list(queue.iter_jobs_frames(chunk_rows=500, chunk_size=150))
+    sizes = [len(f) for f in frames]  # whole batches, until chunk_rows is reached
+    assert sum(sizes) == 1600 and all(500 <= size < 650 for size in sizes[:-1]) and len(sizes) == 3
+    pd.testing.assert_frame_equal(pd.concat(frames), whole)
+    assert list(whole["state"].cat.categories) == list(bullpy.frames.ALL_STATES)
+    # A state's range and order, as get_jobs gives them (finished jobs newest first).
+    some = queue.jobs_frame(["completed", "waiting"], start=2, end=5)
+    expected = [j.id for j in queue.get_jobs(["completed"], 2, 5)] + [j.id for j in queue.get_jobs(["waiting"], 2, 5, asc=True)]
+    assert list(some["id"]) == expected
+    assert list(queue.jobs_frame(["delayed"], start=-3)["id"]) == [j.id for j in queue.get_jobs(["delayed"], -3, -1, asc=True)]
+    empty = list(queue.iter_jobs_frames(["active"]))
+    assert len(empty) == 1 and empty[0].empty
+
+
+def test_jobs_frame_without_sort_reads_the_same(queue: bullpy.Queue, redis_client: redis.Redis,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where Redis refuses SORT ... GET (an ACL user without access to every key, a cluster before 7.0) the
+    frame is read by ranges and HMGET, and comes out the same."""
+    fill_states(queue, redis_client, 120)
+    fast = queue.jobs_frame(chunk_size=50)
+    original = redis.Redis.execute_command
+
+    def refuse(self: redis.Redis, *args: Any, **options: Any) -> Any:
+        if args[0] in ("SORT", "SORT_RO"):
+            raise redis.ResponseError("NOPERM BY/GET option of SORT denied due to insufficient ACL permissions.")
+        return original(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", refuse)
+    pd.testing.assert_frame_equal(queue.jobs_frame(chunk_size=50), fast)
+    redis_client.rpush(queue.keys.job("wrong"), "x")  # a job key that is not a hash: HMGET says WRONGTYPE
+    redis_client.lpush(queue.keys("wait"), "wrong")
+    frame = queue.jobs_frame(["waiting"])
+    assert frame["id"].iloc[-1] == "wrong" and "WRONGTYPE" in frame["parse_error"].iloc[-1]
+    assert frame["parse_error"].iloc[:-1].isna().all()

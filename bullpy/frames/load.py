@@ -1,19 +1,28 @@
-"""Campaigns from DataFrames: ``add_frame`` validates a whole frame, then queues one job per row in chunks."""
+"""Campaigns from DataFrames: ``add_frame`` checks a whole frame, then queues one job per row in pipelined
+chunks; ``load_file`` does the same for a CSV/Parquet/JSON-lines file of any size, a record batch at a time.
+
+One straight path: ``check`` turns the frame into what a chunk needs (each data column's encoding, ids,
+per-row options, due times from ``schedule``), ``Queue.chunk_writer`` encodes each chunk whole in the core
+(``bullpy._core.rows``) and sends it while Redis runs the previous one, and the ids and statuses come back as
+columns.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
-import string
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._core.codec import to_json
-from .._core.keys import check_job_id
-from ..errors import FrameError, FrameLoadInterrupted, MissingDependency
+import numpy as np
+
+from ..errors import FrameError, MissingDependency, NumericIdentifierWarning
 from ..retry import RetryPolicy
 from ..utils import now_ms
+from .check import Checked, Spec, check_batch, column_values, make_spec
+from .schedule import Scheduler
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,67 +56,6 @@ def parse_rate(rate: str | float | None) -> float | None:
     return _UNIT_MS[match.group(2)] / float(match.group(1))
 
 
-def _template_fields(template: str) -> list[str]:
-    return [field for _, field, _, _ in string.Formatter().parse(template) if field]
-
-
-def _js_date(value: Any) -> str:
-    """A timestamp as JavaScript's Date.toJSON writes it (naive values are taken as UTC)."""
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return str(ts.strftime("%Y-%m-%dT%H:%M:%S.")) + f"{ts.microsecond // 1000:03d}Z"
-
-
-def _column_values(series: pd.Series) -> list[Any]:
-    """A column as JSON-ready Python values: numpy scalars unboxed, timestamps as JS dates, NA as None."""
-    kind = series.dtype.kind
-    if kind == "M":
-        return [None if pd.isna(v) else _js_date(v) for v in series]
-    values: list[Any] = series.tolist()
-    if kind == "O" and _plain_kind(series):
-        return values  # all str (or all int/bool): nothing to convert, the common case for text columns
-    # Nullable extension dtypes (Int64, boolean, string) hand out pd.NA for gaps: take the general path.
-    if kind in "fcOSU" or series.hasnans:
-        out: list[Any] = []
-        for v in values:
-            if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
-                out.append(None)
-            elif isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
-                out.append(int(v))  # pandas turns int columns with gaps into floats; JS writes 12 either way
-            elif isinstance(v, (pd.Timestamp, dt.datetime)):
-                out.append(_js_date(v))
-            elif hasattr(v, "item") and not isinstance(v, (list, dict, str)):
-                out.append(v.item())  # numpy scalars in object columns
-            else:
-                out.append(v)
-        return out
-    return values
-
-
-def _plain_kind(series: pd.Series) -> bool:
-    """True when an object column holds only str, only ints or only bools (checked in C by pandas)."""
-    return not series.hasnans and pd.api.types.infer_dtype(series, skipna=False) in ("string", "integer", "boolean")
-
-
-class _Plan:
-    """Everything validated about a frame before anything is written."""
-
-    data: Any
-    data_columns: list[Any] | None
-    per_row: dict[str, str]
-    constant: dict[str, Any]
-    ids: list[str] | None
-    fixed_dues: list[int] | None
-    offsets: list[int]
-    name: str | None
-    chunk_size: int
-    queue: Queue
-    has_delay: bool
-
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
-
-
 def add_frame(
     queue: Queue,
     df: pd.DataFrame,
@@ -121,6 +69,9 @@ def add_frame(
     attempts: str | int | None = None,
     backoff: int | Mapping[str, Any] | None = None,
     rate: str | float | None = None,
+    window: tuple[str, str] | str | None = None,
+    tz: str | None = None,
+    schema: Mapping[str, Any] | str | None = None,
     allow_null: bool | Sequence[str] = False,
     strict: bool = False,
     chunk_size: int = 1000,
@@ -129,7 +80,12 @@ def add_frame(
     retry: RetryPolicy | None = None,
     **job_options: Any,
 ) -> pd.DataFrame:
-    """Queue one job per row; returns a frame aligned to ``df.index`` with ``job_id`` and ``status``.
+    """Queue one job per row; returns a frame aligned to ``df.index`` with ``job_id`` and ``status`` (and
+    ``send_at``, each row's planned send time in UTC, when rows are scheduled).
+
+    Every row is checked before the first write (values JSON cannot write, ±inf, naive datetimes, what a
+    ``data`` function returns, the ``schema``, ids, option values): a bad frame raises ``FrameError`` naming
+    the rows and leaves Redis unchanged.
 
     Args:
         data: the columns that make each job's data (default: all), or a function row -> data.
@@ -137,233 +93,256 @@ def add_frame(
         job_id: a column, or a template such as ``"spring-{customer_id}"``; with ids a re-run adds only
             the rows not queued yet (``status`` ``duplicate`` for the others).
         priority, delay, attempts: a column name or one value for all rows.
-        send_at: a datetime column; each job is delayed until then (``strict``: a time in the past is an
-            error, else it is sent now).
-        rate: pace the campaign, e.g. ``"20/min"``: row *i* (in frame order) waits *i* intervals more.
+        send_at: a column of times; each job is delayed until then (``strict``: a time in the past is an
+            error, else it is sent now). Times without a zone are read in ``tz``.
+        rate: pace the campaign, e.g. ``"20/min"``: at most one row per interval, in frame order.
+        window: sending hours, e.g. ``("09:00", "20:00")``, in each row's zone (``tz``): a row is delayed to
+            the next moment its recipient's clock is inside the window; with ``rate``, rows that would fall
+            outside move to the next window, in order.
+        tz: the zone of ``window`` and of zoneless ``send_at`` times: an IANA name, or a column of names.
+        schema: the JSON types the worker expects, e.g. ``{"number": str, "message": str}``; checked per row.
+            Integer columns of 8 digits or more not declared ``int`` warn (``NumericIdentifierWarning``).
         allow_null: columns (or True for all) whose missing values become JSON null; elsewhere a missing
             value is an error naming the rows.
         chunk_size: rows per atomic script call.
         progress: show a progress bar (tqdm: a widget in notebooks, text in terminals).
-        dry_run: validate and encode every row, write nothing; ``status`` is ``would_add`` (or
-            ``duplicate`` where a given job id already exists) and auto ids are left empty.
+        dry_run: check and encode every row, write nothing; ``status`` is ``would_add`` (or ``duplicate``
+            where a given job id already exists), auto ids are left empty, ``send_at`` shows the plan.
         retry: how long to retry a chunk cut by a Redis restart or failover (``bullpy.retry.RetryPolicy``;
             default about a minute). Only chunks with job ids are sent again; without ids a chunk cut in
             flight stops the load with ``FrameLoadInterrupted`` naming the rows queued for sure
-            (``Queue.chunk_writer`` has the details; with Sentinel a chunk counts once a replica has it).
+            (``bullpy._loading`` has the details; with Sentinel a chunk counts once a replica has it).
         job_options: any other ``Queue.add`` option, for every row (``remove_on_complete=...``).
     """
-    plan = _validate(queue, df, data=data, name=name, job_id=job_id, priority=priority, delay=delay,
-                     send_at=send_at, attempts=attempts, backoff=backoff, rate=rate, allow_null=allow_null,
-                     strict=strict, chunk_size=chunk_size, job_options=job_options)
-    # With given ids the result reuses them: a million-row load keeps one copy of its ids, not two.
-    ids: list[str] = [] if plan.ids is None else plan.ids
-    statuses: list[str] = []
-    bar = _progress(len(df), progress, f"{queue.name}")
-    writer = None if dry_run else queue.chunk_writer(idempotent=plan.ids is not None, total=len(df), retry=retry)
-    try:
-        for start, jobs in _chunks(plan, df):
-            if writer is None:  # dry run
-                statuses.extend(_dry_run_statuses(queue, jobs, None if plan.ids is None else
-                                                  plan.ids[start : start + len(jobs)]))
-                if plan.ids is None:
-                    ids.extend([""] * len(jobs))
-                if bar is not None:
-                    bar.update(len(jobs))
-                continue
-            chunk_ids, chunk_statuses = writer.add(start, jobs)
-            if plan.ids is None:
-                ids.extend(chunk_ids)
-            statuses.extend(chunk_statuses)
-            if bar is not None:
-                bar.update(len(jobs))
-    finally:
-        if writer is not None:
-            writer.close()
-        if bar is not None:
-            bar.close()
-    return pd.DataFrame({"job_id": ids, "status": statuses}, index=df.index)
-
-
-def _dry_run_statuses(queue: Queue, jobs: list[dict[str, Any]], ids: Sequence[str] | None) -> list[str]:
-    """What a real run would report for one chunk, read-only: validate, then look up given ids."""
-    queue.add_bulk(jobs, dry_run=True)
-    if ids is None:
-        return ["would_add"] * len(jobs)
-    with queue.raw as raw:
-        found = raw.job_presence(ids)
-    return ["duplicate" if exists else "would_add" for exists, _ in found]
-
-
-def _validate(queue: Queue, df: pd.DataFrame, **kw: Any) -> _Plan:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"add_frame needs a pandas DataFrame, got {type(df).__name__}")
-    if not isinstance(kw["chunk_size"], int) or kw["chunk_size"] < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {kw['chunk_size']!r}")
-    if not df.index.is_unique:
-        raise FrameError("the frame's index has duplicate labels; results are aligned to it", 
-                         list(df.index[df.index.duplicated()]))
-    columns = [str(c) for c in df.columns]
-    if len(set(columns)) != len(columns):
-        raise FrameError(f"the frame has duplicate column names: {sorted({c for c in columns if columns.count(c) > 1})}")
+    _check_chunk_size(chunk_size)
+    spec = make_spec(queue, list(df.columns), data=data, name=name, job_id=job_id, priority=priority, delay=delay,
+                     send_at=send_at, attempts=attempts, backoff=backoff, interval=parse_rate(rate), window=window,
+                     tz=tz, schema=schema, allow_null=allow_null, strict=strict, job_options=job_options)
+    now = now_ms()
+    checked = check_batch(spec, df, now)
+    scheduler = Scheduler(start_ms=now, interval=spec.interval, window=spec.window) if spec.scheduled else None
+    dues = scheduler.dues(checked.bases, checked.zones, len(df)) if scheduler is not None else None
+    load = _Load(queue, spec, total=len(df), idempotent=checked.ids is not None, dry_run=dry_run, retry=retry,
+                 progress=progress, chunk_size=chunk_size, keep=True, planned_at=now)
+    with load:
+        load.write(df, checked, dues, 0)
+        load.finish()
+    columns: dict[str, Any] = {"job_id": load.ids, "status": load.statuses}
+    if dues is not None:
+        columns["send_at"] = pd.to_datetime(dues, unit="ms", utc=True)
+    return pd.DataFrame(columns, index=df.index)
 
-    def need(column: str, what: str) -> None:
-        if column not in df.columns:
-            raise FrameError(f"{what}: no column {column!r} in the frame (columns: {columns})")
 
-    data = kw["data"]
-    if data is None:
-        data_columns = [c for c in df.columns]
-    elif callable(data):
-        data_columns = None
-    else:
-        if isinstance(data, str):
-            raise TypeError("data must be a list of column names or a function row -> data")
-        for c in data:
-            need(c, "data")
-        data_columns = list(data)
+def load_file(
+    queue: Queue,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    batch_rows: int = 100_000,
+    chunk_size: int = 1000,
+    progress: bool = True,
+    dry_run: bool = False,
+    retry: RetryPolicy | None = None,
+    data: Sequence[str] | Callable[[Mapping[str, Any]], Any] | None = None,
+    rate: str | float | None = None,
+    **options: Any,
+) -> dict[str, int]:
+    """``add_frame`` for a CSV, Parquet or JSON-lines file of any size, in bounded memory.
 
-    per_row: dict[str, str] = {}
-    constant: dict[str, Any] = {}
-    for option in ("priority", "delay", "attempts"):
-        value = kw[option]
-        if isinstance(value, str):
-            need(value, option)
-            per_row[option] = value
-        elif value is not None:
-            constant[option] = value
-    if kw["backoff"] is not None:
-        constant["backoff"] = kw["backoff"]
-    if "job_id" in kw["job_options"]:
-        raise TypeError("pass job_id as add_frame(job_id=column or template)")
-    constant.update(kw["job_options"])
-    if "repeat" in constant:
-        raise ValueError("repeatable jobs cannot be added from a frame; use queue.add(..., repeat=...)")
+    The file is read twice, ``batch_rows`` rows at a time: the first pass checks every row (and that job ids
+    do not repeat anywhere in the file), the second writes; nothing is written if any row is bad. Row labels
+    in errors are the file's data row numbers (from 0). A ``data`` function runs in both passes (it must
+    give the same result twice). Takes ``add_frame``'s options; returns counts per status and ``rows``.
+    """
+    from .files import read_campaign
 
-    # Null checks, vectorised: data columns and option columns must be complete unless allowed.
-    allow = kw["allow_null"]
-    allowed = set(df.columns) if allow is True else set(allow or ())
-    for c in allowed:
-        need(c, "allow_null")
-    checked = (data_columns or []) + list(per_row.values())
-    for c in dict.fromkeys(checked):
-        if c in allowed and c in (data_columns or []) and c not in per_row.values():
-            continue
-        missing = df.index[df[c].isna()]
-        if len(missing):
-            raise FrameError(f"column {c!r} has missing values (NaN/None/NA); pass allow_null=[{c!r}] to send "
-                             f"them as null", list(missing))
+    _check_chunk_size(chunk_size)
+    if not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ValueError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+    interval = parse_rate(rate)
 
-    ids: list[str] | None = None
-    template = kw["job_id"]
-    if template is not None:
-        if not isinstance(template, str) or not template:
-            raise TypeError("job_id must be a column name or a template such as 'spring-{customer_id}'")
-        if template in df.columns:
-            series = df[template]
-            bad = df.index[series.isna()]
-            if len(bad):
-                raise FrameError(f"job_id column {template!r} has missing values", list(bad))
-            ids = [str(v) for v in _column_values(series)]
-        else:
-            fields = _template_fields(template)
-            if not fields:
-                raise FrameError(f"job_id {template!r} is neither a column nor a template with {{column}} fields")
-            for f in fields:
-                need(f, "job_id template")
-            values = {f: _column_values(df[f]) for f in fields}
-            ids = [template.format_map({f: values[f][i] for f in fields}) for i in range(len(df))]
-        dup = pd.Series(ids, index=df.index).duplicated(keep=False)
-        if dup.any():
-            raise FrameError("job ids repeat within the frame (each row needs its own)", list(df.index[dup]))
-        for label, value in zip(df.index, ids):
-            try:
-                check_job_id(value)
-            except ValueError as exc:
-                raise FrameError(f"job_id: {exc}", [label]) from None
+    def batches() -> Iterator[pd.DataFrame]:
+        return iter(read_campaign(path, format=format, chunksize=batch_rows))
 
     now = now_ms()
-    fixed_dues: list[int] | None = None  # send_at, epoch ms
-    offsets = [0] * len(df)  # rate pacing, ms after the load starts (or after send_at)
-    if kw["send_at"] is not None:
-        need(kw["send_at"], "send_at")
-        times = pd.to_datetime(df[kw["send_at"]], utc=True, errors="coerce")
-        bad = df.index[times.isna()]
-        if len(bad):
-            raise FrameError(f"send_at column {kw['send_at']!r} has missing or unreadable times", list(bad))
-        # Epoch ms whatever the resolution pandas chose (ns before pandas 3, us after).
-        due = times.dt.as_unit("ms").astype("int64").tolist()
-        past = [label for label, d in zip(df.index, due) if d < now]
-        if past and kw["strict"]:
-            raise FrameError("send_at is in the past (strict=True)", past)
-        fixed_dues = [int(d) for d in due]
-    interval = parse_rate(kw["rate"])
-    if interval is not None:
-        offsets = [int(round(i * interval)) for i in range(len(df))]
-
-    # Options through the library's own validation: the constants once, each distinct value of an
-    # option column once, so a bad value is found before the first write and named by its rows.
-    queue.add_bulk([{"data": {}, "name": kw["name"], "opts": constant}], dry_run=True)
-    for option, column in per_row.items():
-        column_values = _column_values(df[column])
-        for value in dict.fromkeys(column_values):
-            try:
-                queue.add_bulk([{"data": {}, "opts": {**constant, option: value}}], dry_run=True)
-            except (TypeError, ValueError) as exc:
-                rows = [label for label, v in zip(df.index, column_values) if v == value]
-                raise FrameError(f"column {column!r}: {str(exc).removeprefix('add_bulk item 0: ')}", rows) from None
-    # Object columns are the only ones that can hold values JSON cannot write: check them up front.
-    if data_columns is not None:
-        for c in data_columns:
-            if df[c].dtype.kind == "O" and not _plain_kind(df[c]):
-                for label, v in zip(df.index, _column_values(df[c])):
-                    try:
-                        to_json(v, where=f"data[{str(c)!r}]")
-                    except (TypeError, ValueError) as exc:
-                        raise FrameError(str(exc), [label]) from None
-    return _Plan(data=data, data_columns=data_columns, per_row=per_row, constant=constant, ids=ids,
-                 fixed_dues=fixed_dues, offsets=offsets, name=kw["name"], chunk_size=kw["chunk_size"], queue=queue,
-                 has_delay=kw["send_at"] is not None or interval is not None)
+    spec: Spec | None = None
+    hashes: list[np.ndarray[Any, Any]] = []
+    total = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NumericIdentifierWarning)
+        for batch in batches():
+            spec = spec or _file_spec(queue, batch, data, interval, options)
+            _same_columns(spec, batch)
+            checked = check_batch(spec, batch, now)
+            if checked.ids is not None:
+                hashes.append(pd.util.hash_array(np.asarray(checked.ids, dtype=object)))
+            total += len(batch)
+    said: set[str] = set()
+    for warning in caught:  # once per column, not once per batch
+        column = str(warning.message).split(" holds ", 1)[0]
+        if column not in said:
+            said.add(column)
+            warnings.warn(warning.message, warning.category, stacklevel=2)
+    if spec is None:
+        return {"rows": 0}
+    if hashes:
+        _no_repeated_ids(spec, batches(), np.concatenate(hashes), now)
+    idempotent = spec.id_column is not None or spec.id_template is not None
+    scheduler = Scheduler(start_ms=now, interval=spec.interval, window=spec.window) if spec.scheduled else None
+    load = _Load(queue, spec, total=total, idempotent=idempotent, dry_run=dry_run, retry=retry, progress=progress,
+                 chunk_size=chunk_size, keep=False, planned_at=now)
+    with load, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumericIdentifierWarning)  # said in the first pass
+        start = 0
+        for batch in batches():
+            checked = check_batch(spec, batch, now)
+            dues = scheduler.dues(checked.bases, checked.zones, len(batch)) if scheduler is not None else None
+            load.write(batch, checked, dues, start)
+            start += len(batch)
+        load.finish()
+    return {"rows": total, **load.counts}
 
 
-def _chunks(plan: Any, df: pd.DataFrame) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    load_start: int | None = None
-    for start in range(0, len(df), plan.chunk_size):
-        chunk = df.iloc[start : start + plan.chunk_size]
-        n = len(chunk)
-        if plan.data_columns is not None:
-            cols = [str(c) for c in plan.data_columns]
-            values = [_column_values(chunk[c]) for c in plan.data_columns]
-            rows_data: list[Any] = [dict(zip(cols, row)) for row in zip(*values)] if values else [{}] * n
+def _file_spec(queue: Queue, batch: pd.DataFrame, data: Any, interval: float | None, options: dict[str, Any]) -> Spec:
+    known = {"name", "job_id", "priority", "delay", "send_at", "attempts", "backoff", "window", "tz", "schema",
+             "allow_null", "strict"}
+    kw: dict[str, Any] = {k: options.get(k) for k in known}
+    kw["allow_null"] = options.get("allow_null", False)
+    kw["strict"] = bool(options.get("strict", False))
+    return make_spec(queue, list(batch.columns), data=data, interval=interval,
+                     job_options={k: v for k, v in options.items() if k not in known}, **kw)
+
+
+def _same_columns(spec: Spec, batch: pd.DataFrame) -> None:
+    if tuple(batch.columns) != spec.columns:
+        raise FrameError(f"a record batch has columns {list(batch.columns)}, the first had {list(spec.columns)}")
+
+
+def _no_repeated_ids(spec: Spec, batches: Iterator[pd.DataFrame], hashes: np.ndarray[Any, Any], now: int) -> None:
+    """Job ids must not repeat across the whole file: 8-byte hashes find candidates, a re-read confirms."""
+    values, counts = np.unique(hashes, return_counts=True)
+    suspects = set(values[counts > 1].tolist())
+    if not suspects:
+        return
+    rows: dict[str, list[Any]] = {}
+    for batch in batches:
+        checked = check_batch(spec, batch, now)
+        ids = checked.ids or []
+        batch_hashes = pd.util.hash_array(np.asarray(ids, dtype=object))
+        for label, job_id, h in zip(batch.index, ids, batch_hashes.tolist()):
+            if h in suspects:
+                rows.setdefault(job_id, []).append(label)
+    repeated = sorted(label for labels in rows.values() if len(labels) > 1 for label in labels)
+    if repeated:
+        raise FrameError("job ids repeat within the file (each row needs its own)", repeated)
+
+
+def _check_chunk_size(chunk_size: object) -> None:
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+
+class _Load:
+    """One campaign's writes: chunks through the queue's pipelined chunk writer (or encoded only, dry run),
+    results kept as columns (``keep``) or counted."""
+
+    def __init__(self, queue: Queue, spec: Spec, *, total: int, idempotent: bool, dry_run: bool,
+                 retry: RetryPolicy | None, progress: bool, chunk_size: int, keep: bool, planned_at: int) -> None:
+        self.queue, self.spec, self.total = queue, spec, total
+        self.dry_run, self.chunk_size, self.keep = dry_run, chunk_size, keep
+        self.delays_per_row = spec.scheduled
+        row_options = [o for o in spec.row_columns if not (o == "delay" and self.delays_per_row)]
+        if self.delays_per_row:
+            row_options.append("delay")
+        if idempotent:
+            row_options.append("job_id")
+        constant = dict(spec.constant)
+        if self.delays_per_row:
+            constant.pop("delay", None)  # part of each row's due time
+        self.writer = queue.chunk_writer(idempotent=idempotent, total=total, retry=retry, name=spec.name,
+                                         row_options=row_options, **constant)
+        self.ids: list[str] = []
+        self.statuses: list[str] = [""] * total if keep else []
+        self.counts: dict[str, int] = {}
+        self._given_ids = idempotent
+        self.bar = _progress(total, progress, queue.name)
+        self.planned_at = planned_at
+        self.shift: int | None = None
+
+    def __enter__(self) -> _Load:  # noqa: PYI034 (typing.Self needs Python 3.11)
+        if self.keep and not self._given_ids:
+            self.ids = [""] * self.total
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.writer.close()
+        if self.bar is not None:
+            self.bar.close()
+
+    def write(self, df: pd.DataFrame, checked: Checked, dues: np.ndarray[Any, Any] | None, offset: int) -> None:
+        """Queue the rows of ``df`` (rows ``offset``... of the campaign)."""
+        if self.keep and self._given_ids and checked.ids is not None:
+            self.ids = checked.ids if not self.ids else self.ids + checked.ids
+        series = {c: df[c] for c, _ in checked.kinds}
+        for a in range(0, len(df), self.chunk_size):
+            b = min(len(df), a + self.chunk_size)
+            data: Any
+            if checked.data_json is not None:
+                data = checked.data_json[a:b]
+            elif checked.kinds:
+                data = [(str(c), "str" if kind == "date" else kind, column_values(series[c].iloc[a:b], kind))
+                        for c, kind in checked.kinds]
+            else:
+                data = ["{}"] * (b - a)
+            values: dict[str, Sequence[Any]] = {}
+            if checked.ids is not None:
+                values["job_id"] = checked.ids[a:b]
+            for option, column_ints in checked.options.items():
+                if not (option == "delay" and self.delays_per_row):
+                    values[option] = column_ints[a:b]
+            chunk_now = now_ms()
+            if dues is not None:
+                if self.shift is None:
+                    # A campaign paced from its start counts from its first write, not from when it was
+                    # checked; absolute times (send_at, windows) stay where they are.
+                    relative = self.spec.send_at is None and self.spec.window is None and "delay" not in checked.options
+                    self.shift = max(chunk_now - self.planned_at, 0) if relative and not self.dry_run else 0
+                if self.shift:
+                    dues[a:b] += self.shift
+                values["delay"] = np.maximum(dues[a:b] - chunk_now, 0).tolist()
+            if self.dry_run:
+                self.writer.encode(data, timestamp=chunk_now, values=values)
+                self._record(offset + a, None, self._dry_statuses(checked.ids[a:b] if checked.ids else None, b - a))
+            else:
+                for start, ids, statuses in self.writer.add(offset + a, data, timestamp=chunk_now, values=values):
+                    self._record(start, ids, statuses)
+
+    def finish(self) -> None:
+        if not self.dry_run:
+            for start, ids, statuses in self.writer.flush():
+                self._record(start, ids, statuses)
+
+    def _record(self, start: int, ids: list[str] | None, statuses: list[str]) -> None:
+        n = len(statuses)
+        if self.keep:
+            self.statuses[start : start + n] = statuses
+            if ids is not None and (not self._given_ids or "debounced" in statuses):
+                self.ids[start : start + n] = ids
         else:
-            records = chunk.to_dict("records")
-            rows_data = []
-            for label, record in zip(chunk.index, records):
-                try:
-                    rows_data.append(plan.data(record))
-                except Exception as exc:
-                    raise FrameError(f"data function failed: {exc}", [label]) from exc
-        option_values = {opt: _column_values(chunk[col]) for opt, col in plan.per_row.items()}
-        # Delays count from each chunk's own creation time, so a long load does not push sends later.
-        chunk_now = now_ms()
-        if load_start is None:
-            load_start = chunk_now
-        jobs = []
-        for i in range(n):
-            opts = dict(plan.constant)
-            for opt, vals in option_values.items():
-                opts[opt] = vals[i]
-            if plan.has_delay:
-                row = start + i
-                base = load_start if plan.fixed_dues is None else max(plan.fixed_dues[row], load_start)
-                opts["timestamp"] = chunk_now
-                opts["delay"] = int(opts.get("delay") or 0) + max(base + plan.offsets[row] - chunk_now, 0)
-            if plan.ids is not None:
-                opts["job_id"] = plan.ids[start + i]
-            job: dict[str, Any] = {"data": rows_data[i], "opts": opts}
-            if plan.name is not None:
-                job["name"] = plan.name
-            jobs.append(job)
-        yield start, jobs
+            for status in set(statuses):
+                self.counts[status] = self.counts.get(status, 0) + statuses.count(status)
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def _dry_statuses(self, ids: Sequence[str] | None, n: int) -> list[str]:
+        """What a real run would report for one chunk, read-only: look up given ids."""
+        if ids is None:
+            return ["would_add"] * n
+        with self.queue.raw as raw:
+            found = raw.job_presence(list(ids))
+        return ["duplicate" if exists else "would_add" for exists, _ in found]
 
 
 def _progress(total: int, enabled: bool, label: str) -> Any:
@@ -374,5 +353,3 @@ def _progress(total: int, enabled: bool, label: str) -> Any:
     except ImportError:
         return None
     return tqdm(total=total, desc=f"queueing to {label}", unit="job")
-
-
