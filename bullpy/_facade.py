@@ -1,4 +1,5 @@
-"""What the sync facades share: running a script Call (EVALSHA, reloaded on NOSCRIPT) on a client."""
+"""What the sync facades share: running a script Call (EVALSHA, reloaded on NOSCRIPT), a Read of plain
+commands, or a whole operation of ``bullpy._core.ops`` on a client."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any, TypeVar
 
 import redis as _redis
 
+from ._core.ops import Batch, Op, Step, run_sync
+from ._core.reads import Read
 from ._core.scripts import SOURCES, Call
 from .connection import unavailable_as_error
 
@@ -55,3 +58,40 @@ class ScriptRunner:
                 for call in calls:
                     self.script(call.script)(keys=call.keys, args=call.args, client=pipe)
                 return list(pipe.execute(raise_on_error=False))
+
+    def read(self, read: Read[T]) -> T:
+        """Send a Read's commands in one round trip: MULTI/EXEC for a snapshot (a plain pipeline when Redis,
+        over ``maxmemory``, refuses MULTI even for reads), else a plain pipeline or the lone command."""
+        commands = read.commands
+        if not commands:
+            return read.parse([])
+        with unavailable_as_error(self.client):
+            if not read.snapshot and len(commands) == 1:
+                return read.parse([self.client.execute_command(*commands[0])])  # type: ignore[no-untyped-call]
+            if read.snapshot:
+                try:
+                    replies = self._pipeline(commands, True)
+                except _redis.exceptions.OutOfMemoryError:
+                    replies = self._pipeline(commands, False)
+            else:
+                replies = self._pipeline(commands, False)
+        return read.parse(replies)
+
+    def _pipeline(self, commands: Sequence[tuple[Any, ...]], transaction: bool) -> list[Any]:
+        with self.client.pipeline(transaction=transaction) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            return list(pipe.execute())
+
+    def step(self, step: Step) -> Any:
+        """Perform one step of an operation (a Call, a Read or a Batch) and return its reply."""
+        if isinstance(step, Read):
+            return self.read(step)
+        if isinstance(step, Batch):
+            return self.run_many_raw(step.calls) if step.raw else self.run_many(step.calls,
+                                                                                 transaction=step.transaction)
+        return self.run(step)
+
+    def drive(self, op: Op[T]) -> T:
+        """Run an operation of ``bullpy._core.ops`` to its end."""
+        return run_sync(op, self.step)

@@ -15,11 +15,12 @@ import logging
 import queue as _queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._core.keys import QueueKeys
     from .queue import Queue
 
 log = logging.getLogger("bullpy")
@@ -86,6 +87,40 @@ def decode(event: str, payload: str) -> tuple[Any, ...] | None:
     return None
 
 
+def subscription(keys: QueueKeys, event: str) -> tuple[str, bool]:
+    """The channel Node listens on for a global event, or the pattern (True) for the ``event@token`` ones."""
+    if event not in GLOBAL_EVENTS:
+        raise ValueError(f"unknown global event {event!r}; known: {', '.join(sorted(GLOBAL_EVENTS))}")
+    from ._core.scripts import glob_escape
+
+    channel = keys(event)
+    return (glob_escape(channel) + "*", True) if event in _PATTERN_EVENTS else (channel, False)
+
+
+def message_args(base_len: int, message: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
+    """The event name and Node's arguments for one pub/sub message on a queue's channels (``base_len``:
+    the length of ``prefix:name:``), or None when Node would emit nothing."""
+    channel = message["channel"]
+    channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+    data = message["data"]
+    payload = data.decode() if isinstance(data, bytes) else str(data)
+    event, at, _token = channel[base_len:].partition("@")
+    if event in ("waiting", "active", "duplicated", "debounced") and not at:
+        return None  # Node ignores these without an @token part
+    args = decode(event, payload)
+    return None if args is None else (event, args)
+
+
+def event_of(name: str, args: tuple[Any, ...]) -> Event:
+    """An ``Event`` for a listener's arguments: the job id (a string or a Job's id) first, when there is one."""
+    job_id = None
+    if args and isinstance(args[0], str):
+        job_id = args[0]
+    elif args and hasattr(args[0], "id"):
+        job_id = args[0].id
+    return Event(name, job_id, tuple(args[1:]) if job_id is not None else tuple(args))
+
+
 class Emitter:
     """on/off/emit for one Queue object; callbacks run on the thread that emits."""
 
@@ -137,17 +172,12 @@ class GlobalListener:
     def subscribe(self, event: str) -> None:
         """Subscribe to one event's channel; returns once Redis confirmed it, so nothing published
         afterwards is missed."""
-        if event not in GLOBAL_EVENTS:
-            raise ValueError(f"unknown global event {event!r}; known: {', '.join(sorted(GLOBAL_EVENTS))}")
-        from ._core.scripts import glob_escape
-
-        channel = self.queue.keys(event)
-        name = glob_escape(channel) + "*" if event in _PATTERN_EVENTS else channel
+        name, pattern = subscription(self.queue.keys, event)
         with self._lock:
             if name in self._confirmed:
                 return
             confirmed = self._confirmed[name] = threading.Event()
-            if event in _PATTERN_EVENTS:
+            if pattern:
                 self._pubsub.psubscribe(name)
             else:
                 self._pubsub.subscribe(name)
@@ -178,16 +208,9 @@ class GlobalListener:
                 continue
             if kind not in ("message", "pmessage"):
                 continue
-            channel = message["channel"]
-            channel = channel.decode() if isinstance(channel, bytes) else channel
-            data = message["data"]
-            payload = data.decode() if isinstance(data, bytes) else str(data)
-            event, at, _token = channel[base_len:].partition("@")
-            if event in ("waiting", "active", "duplicated", "debounced") and not at:
-                continue  # Node ignores these without an @token part
-            args = decode(event, payload)
-            if args is not None:
-                self.queue._emit(f"global:{event}", *args)
+            found = message_args(base_len, message)
+            if found is not None:
+                self.queue._emit(f"global:{found[0]}", *found[1])
 
     def close(self) -> None:
         self._stop.set()
@@ -215,12 +238,7 @@ class EventStream:
 
     def _make_callback(self, name: str) -> Callable[..., Any]:
         def callback(*args: Any) -> None:
-            job_id = None
-            if args and isinstance(args[0], str):
-                job_id = args[0]
-            elif args and hasattr(args[0], "id"):
-                job_id = args[0].id
-            self._inbox.put(Event(name, job_id, tuple(args[1:]) if job_id is not None else tuple(args)))
+            self._inbox.put(event_of(name, args))
 
         return callback
 

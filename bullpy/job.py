@@ -6,24 +6,22 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._core import scripts
+from ._core import ops, scripts
 from ._core.codec import JobRecord, parse_job_hash, to_json
 from ._core.keys import JobState
-from .errors import JobLocked, JobNotFound, JobNotInState
 from .utils import now_ms
 
 if TYPE_CHECKING:
     from .queue import Queue
 
 
-class Job:
-    """One job of a queue; read with ``queue.get_job(id)`` or returned by ``queue.add``."""
+class JobFields:
+    """A job's fields as Node's ``Job.fromJSON`` reads them; what the sync ``Job`` and ``bullpy.aio.Job`` share."""
 
-    __slots__ = ("queue", "_record", "_id", "_fields", "_now", "duplicate", "_discarded")
+    __slots__ = ("_record", "_id", "_fields", "_now", "duplicate", "_discarded")
 
     def __init__(
         self,
-        queue: Queue,
         record: JobRecord | None = None,
         *,
         duplicate: bool = False,
@@ -31,9 +29,6 @@ class Job:
         fields: Mapping[str, str] | None = None,
         now: int = 0,
     ) -> None:
-        """From a parsed record, or lazily from raw hash ``fields`` (parsed on first use: ``add_bulk``
-        returns many jobs whose fields are rarely read)."""
-        self.queue = queue
         self._record = record
         self._id = record.id if record is not None else str(job_id)
         self._fields = fields
@@ -118,64 +113,66 @@ class Job:
     def discarded(self) -> bool:
         return self._discarded
 
-    # --- reading ----------------------------------------------------------------------------------------
-    def reload(self) -> Job:
-        """Read the job's hash again (raises JobNotFound when it is gone)."""
-        fresh = self.queue.get_job(self.id)
-        if fresh is None:
-            raise JobNotFound(self.id, "reload")
-        self.record = fresh.record
-        return self
-
-    def get_state(self) -> JobState:
-        """completed, failed, delayed, active, waiting, paused or stuck (Node's order of checks)."""
-        state = self.queue._run(scripts.get_state(self.queue.keys, self.id))
-        if state == "missing":
-            raise JobNotFound(self.id, "getState")
-        return JobState(state)
-
     def to_dict(self) -> dict[str, Any]:
         """The same keys and values as Node's ``job.toJSON()``."""
         return self.record.to_node_json()
 
+    def discard(self) -> None:
+        """Make the next failure final whatever ``attempts`` says (used by workers in this process)."""
+        self._discarded = True
+
+
+class Job(JobFields):
+    """One job of a queue; read with ``queue.get_job(id)`` or returned by ``queue.add``."""
+
+    __slots__ = ("queue",)
+
+    def __init__(
+        self,
+        queue: Queue,
+        record: JobRecord | None = None,
+        *,
+        duplicate: bool = False,
+        job_id: str | None = None,
+        fields: Mapping[str, str] | None = None,
+        now: int = 0,
+    ) -> None:
+        """From a parsed record, or lazily from raw hash ``fields`` (parsed on first use: ``add_bulk``
+        returns many jobs whose fields are rarely read)."""
+        super().__init__(record, duplicate=duplicate, job_id=job_id, fields=fields, now=now)
+        self.queue = queue
+
+    # --- reading ----------------------------------------------------------------------------------------
+    def reload(self) -> Job:
+        """Read the job's hash again (raises JobNotFound when it is gone)."""
+        self.record = self.queue._runner.drive(ops.reload(self.queue.keys, self.id, now_ms()))
+        return self
+
+    def get_state(self) -> JobState:
+        """completed, failed, delayed, active, waiting, paused or stuck (Node's order of checks)."""
+        return self.queue._runner.drive(ops.get_state(self.queue.keys, self.id))
+
     # --- changing ---------------------------------------------------------------------------------------
     def update(self, data: Any) -> None:
         """Replace the job's data (Node's ``job.update``)."""
-        data_json = to_json(data)
-        self.queue._run(scripts.update_data(self.queue.keys, self.id, data_json))
+        self.queue._run(scripts.update_data(self.queue.keys, self.id, to_json(data)))
         self.record = dataclasses.replace(self.record, data=data)
 
     def update_progress(self, progress: Any) -> None:
         """Set progress (a number or any JSON value) and publish Bull's ``progress`` event."""
-        progress_json = to_json(progress)
-        payload = '{"jobId":' + to_json(self.id) + ',"progress":' + progress_json + "}"
-        self.queue._run(scripts.update_progress(self.queue.keys, self.id, progress_json, payload))
+        self.queue._run(ops.progress_call(self.queue.keys, self.id, progress))
         self.record = dataclasses.replace(self.record, progress=progress)
         self.queue._emit("progress", self, progress)
 
     def log(self, row: str, *, keep_logs: int | None = None) -> int:
         """Append a row to the job's log; returns the number of rows kept."""
-        if not isinstance(row, str):
-            raise TypeError(f"log rows are strings, got {type(row).__name__}")
-        if keep_logs is not None and (not isinstance(keep_logs, int) or keep_logs < 1):
-            raise ValueError(f"keep_logs must be a positive integer, got {keep_logs!r}")
+        ops.check_log(row, keep_logs)
         return int(self.queue._run(scripts.add_log(self.queue.keys, self.id, row, keep_logs)))
 
     def retry(self, state: str = "failed") -> None:
         """Move a failed job (or, with ``state="completed"``, a completed one) back to waiting."""
-        if state not in ("failed", "completed"):
-            raise ValueError(f"state must be 'failed' or 'completed', got {state!r}")
-        code = self.queue._run(
-            scripts.reprocess_job(
-                self.queue.keys, self.id, state, bool(self.opts.get("lifo")), self.queue.token, now_ms()
-            )
-        )
-        if code == 0:
-            raise JobNotFound(self.id, "retry")
-        if code == -1:
-            raise JobLocked(self.id, "retry")
-        if code == -2:
-            raise JobNotInState(self.id, "retry", f"it is not {state}")
+        self.queue._runner.drive(ops.retry_job(self.queue.keys, self.id, state, bool(self.opts.get("lifo")),
+                                               self.queue.token, now_ms()))
 
     def promote(self) -> None:
         """Move a delayed job to waiting now."""
@@ -183,15 +180,27 @@ class Job:
 
     def remove(self) -> None:
         """Remove the job from every state with its logs; refuses while a worker holds its lock."""
-        code = self.queue._run(scripts.remove_job(self.queue.keys, self.id))
-        if code == 0:
-            raise JobLocked(self.id, "remove")
-        if code < 0:
-            raise JobNotFound(self.id, "remove")
+        self.queue._runner.drive(ops.remove_job(self.queue.keys, self.id))
 
-    def discard(self) -> None:
-        """Make the next failure final whatever ``attempts`` says (used by workers in this process)."""
-        self._discarded = True
+    def move_to_failed(self, reason: str, *, force: bool = False, discard: bool = False) -> JobState:
+        """Fail an active job from outside its worker, as Node's ``job.moveToFailed({message}, true)``: the
+        attempt counts, then the job is retried (now, or later by its backoff) while attempts remain, else it
+        fails for good; returns where it went (waiting, delayed or failed).
+
+        Args:
+            reason: the failed reason Node and Python workers and ``failed`` listeners see.
+            force: also when a worker holds the job's live lock (that worker then cannot finish it).
+            discard: fail for good whatever ``attempts`` says (Node's ``job.discard()``).
+        """
+        self.record, state = self.queue._runner.drive(
+            ops.move_to_failed(self.queue.keys, self.id, reason, force, discard, now_ms()))
+        return state
+
+    def move_to_completed(self, returnvalue: Any = None, *, force: bool = False) -> None:
+        """Complete an active job from outside its worker with ``returnvalue`` (Node's
+        ``job.moveToCompleted(value, true)``); ``force`` as for ``move_to_failed``."""
+        self.record = self.queue._runner.drive(
+            ops.move_to_completed(self.queue.keys, self.id, returnvalue, force, now_ms()))
 
     # --- display ----------------------------------------------------------------------------------------
     def __repr__(self) -> str:

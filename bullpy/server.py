@@ -6,6 +6,7 @@ asks of the server itself, rather than of a queue's keys, goes through here, so 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,12 +35,24 @@ class Server:
         """``host:port db N`` (socket path, Sentinel or Cluster, TLS), never the password."""
         return connection.describe(self._client)
 
+    @property
+    def db(self) -> int:
+        """The database number this client uses (0 on a Redis Cluster); CLIENT LIST shows it per client."""
+        return int(self._client.connection_pool.connection_kwargs.get("db", 0) or 0)
+
     def url(self) -> str:
         """A URL another process (a Node worker) can use to reach this server and db.
 
         It carries the password when there is one: pass it through the environment, never print it.
         """
         return connection.url_for(self._client)
+
+    def ping(self) -> float:
+        """Seconds one PING took; raises ``RedisUnavailable`` (or another bullpy error) when Redis does not answer."""
+        start = time.perf_counter()
+        with connection.unavailable_as_error(self._client):
+            self._client.ping()
+        return time.perf_counter() - start
 
     def info(self, section: str) -> dict[str, Any]:
         """``INFO section`` as a dict with str keys; ``{}`` when the server refuses INFO (ACL, managed Redis)."""

@@ -137,3 +137,30 @@ def keyspace(client: redis.Redis, prefix: str) -> dict[str, Any]:
             value = None
         out[key[len(prefix) + 1 :]] = (kind, value)
     return out
+
+
+def counting_client(url: str) -> tuple[redis.Redis, list[list[str]]]:
+    """A client whose connections record every round trip (one socket write of one or many commands), for
+    tests that a read costs the same round trips whatever a queue's size (the exporter; test_widgets.py has
+    its own copy of this helper)."""
+    trips: list[list[str]] = []
+    base = redis.ConnectionPool.from_url(url).connection_class
+
+    class Counting(base):  # type: ignore[misc, valid-type]
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            trips.append([str(args[0]).upper() + " " + " ".join(str(a) for a in args[1:4])])
+            self._counted = True
+            super().send_command(*args, **kwargs)
+
+        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            if not getattr(self, "_counted", False):
+                trips.append(list(getattr(self, "_pending_names", [])))
+            self._counted = False
+            super().send_packed_command(command, check_health)
+
+        def pack_commands(self, commands: Any) -> Any:
+            self._pending_names = [str(c[0]).upper() + " " + " ".join(str(a) for a in c[1:4]) for c in commands]
+            return super().pack_commands(commands)
+
+    pool = redis.ConnectionPool.from_url(url, connection_class=Counting, decode_responses=True)
+    return redis.Redis(connection_pool=pool), trips
