@@ -1,8 +1,9 @@
 """A queue's jobs as Redis holds them (``queue.raw``): raw hashes, logs, scores and locks, read and written in bulk.
 
-The facade under export, import, copy, move (``bullpy.transfer``) and the BullMQ migration (``bullpy.migrate``):
-each method runs one of bullpy's own scripts (``lua/read_jobs.lua``, ``import_jobs.lua``, ``import_queue.lua``,
-``remove_moved.lua``, ``requeue_jobs.lua``) or one plain command, on the queue's keys. Job hashes travel as
+The facade under export, import, copy, move (``bullpy.transfer``), the BullMQ migration (``bullpy.migrate``) and
+``jobs_frame`` (``iter_state_fields``: SORT ... GET, or pipelined HMGETs): each method runs one of bullpy's own
+scripts (``lua/read_jobs.lua``, ``import_jobs.lua``, ``import_queue.lua``, ``job_presence.lua``,
+``remove_moved.lua``, ``requeue_jobs.lua``) or plain commands, on the queue's keys. Job hashes travel as
 bytes, never decoded or re-encoded: when the queue's client decodes replies, a second client on the same
 server and db that does not is opened on first use. Use it as a context manager (or call ``close()``)::
 
@@ -12,7 +13,10 @@ server and db that does not is opened on first use. Use it as a context manager 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import collections
+import itertools
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,10 +35,15 @@ from .utils import now_ms, text
 if TYPE_CHECKING:
     from .queue import Queue
 
-__all__ = ["LIST_STATES", "METRICS_KEYS", "ZSET_STATES", "ImportJob", "Imported", "RawJob", "RawQueue",
-           "check_job_id"]
+__all__ = ["LIST_STATES", "METRICS_KEYS", "ZSET_STATES", "FieldBatch", "ImportJob", "Imported", "RawJob",
+           "RawQueue", "check_job_id"]
 
 T = TypeVar("T")
+
+try:
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - hiredis comes with redis[hiredis]
+    _pack_command = None  # type: ignore[assignment]
 
 #: The states held in lists (read by position) and in sorted sets (read by score).
 LIST_STATES = scripts.LIST_STATES
@@ -44,6 +53,26 @@ METRICS_KEYS = scripts.METRICS_KEYS
 _SCORED_KEYS = frozenset({*ZSET_STATES, "priority", "repeat"})
 # check_job_id(job_id) -> job_id, else ValueError: refuses an id that would collide with the queue's own keys
 # (as ``add(job_id=...)`` does); for raw jobs that arrive from elsewhere (an export file).
+
+
+@dataclass(frozen=True)
+class FieldBatch:
+    """Some hash fields of a batch of jobs (``RawQueue.iter_state_fields``): the ids in reading order, and per
+    field the values, one per job, as Redis holds them (None where absent; None throughout for a job whose
+    hash is gone). ``refused``: jobs Redis would not read (position -> its error), such as a key that is not
+    a hash."""
+
+    ids: list[str]
+    columns: list[Sequence[bytes | None]]
+    refused: Mapping[int, str] = field(default_factory=dict)
+
+
+def _texts(items: Sequence[bytes]) -> list[str]:
+    """Reply items as text in one decode (bytes that are not UTF-8 replaced, as ``text`` does)."""
+    joined = b"\x00".join(items)
+    if joined.count(b"\x00") == len(items) - 1:
+        return joined.decode("utf-8", "replace").split("\x00") if items else []
+    return [text(i) for i in items]
 
 
 class RawQueue:
@@ -73,6 +102,36 @@ class RawQueue:
     def _run(self, call: scripts.Call[T]) -> T:
         return self._bytes()[1].run(call)
 
+    def _run_many_args(self, call: scripts.Call[T]) -> T:
+        """``_run`` for a script with very many arguments (a batch of job hashes): the command is packed by
+        hiredis in one step, where redis-py would first look at every argument in Python."""
+        if _pack_command is None:
+            return self._run(call)
+        client, runner = self._bytes()
+        script = runner.script(call.script)
+        packed = _pack_command(("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args))
+        for attempt in range(2):
+            conn = self._connection(client)
+            clean = False
+            try:
+                with connection.unavailable_as_error(client):
+                    conn.send_packed_command([packed])
+                    try:
+                        reply = conn.read_response()
+                    except _redis.exceptions.NoScriptError:
+                        if attempt:
+                            raise
+                        clean = True
+                        client.script_load(script.script)  # Redis restarted or flushed its scripts
+                        continue
+                clean = True
+                return call.parse(reply)
+            finally:
+                if not clean:
+                    conn.disconnect()
+                client.connection_pool.release(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def close(self) -> None:
         """Release the second connection pool, if one was opened (the queue's own stays open)."""
         if self._pool is not None and self._client is not None:
@@ -96,24 +155,169 @@ class RawQueue:
         return _retry.call(fn, client=self._bytes()[0], what=what, policy=policy)
 
     # --- reading jobs -----------------------------------------------------------------------------------
-    def read_list(self, state: str, start: int, count: int, *, full: bool = True) -> list[RawJob]:
+    def read_list(self, state: str, start: int, count: int, *, full: bool = True, locks: bool = True) -> list[RawJob]:
         """Up to ``count`` jobs of a list state (active, wait, paused) from index ``start`` counted from the
-        tail (the LPUSH end), read atomically; ``full=False`` leaves out hashes, logs and debounce ttls."""
+        tail (the LPUSH end), read atomically; ``full=False`` leaves out hashes, logs and debounce ttls,
+        ``locks=False`` the locks (every job then reads as unlocked; one key lookup less per job)."""
         if state not in LIST_STATES:
             raise ValueError(f"read_list reads {', '.join(LIST_STATES)}, not {state!r}")
-        return self._run(scripts.read_jobs_in_list(self.queue.keys, state, start, count, full))
+        return self._run(scripts.read_jobs_in_list(self.queue.keys, state, start, count, full, locks))
 
-    def read_zset(self, state: str, min_score: float, offset: int, count: int, *, full: bool = True) -> list[RawJob]:
+    def read_zset(self, state: str, min_score: float, offset: int, count: int, *, full: bool = True,
+                  locks: bool = True) -> list[RawJob]:
         """Up to ``count`` jobs of a sorted-set state (delayed, completed, failed) scored ``min_score`` or more,
         lowest first, past the first ``offset`` of them (a cursor that survives ties), read atomically."""
         if state not in ZSET_STATES:
             raise ValueError(f"read_zset reads {', '.join(ZSET_STATES)}, not {state!r}")
-        return self._run(scripts.read_jobs_in_zset(self.queue.keys, state, min_score, offset, count, full))
+        return self._run(scripts.read_jobs_in_zset(self.queue.keys, state, min_score, offset, count, full, locks))
 
     def read_jobs(self, ids: Sequence[str], *, full: bool = True) -> list[RawJob]:
         """These jobs, each with the state it is in now (None: in no state), read atomically. For a few ids:
         each is looked for in the lists by position (LPOS), so a long list makes it slow; see ``hashes``."""
         return self._run(scripts.read_jobs_by_id(self.queue.keys, [str(i) for i in ids], full))
+
+    def iter_state_fields(self, state: str, fields: Sequence[str], *, asc: bool, start: int = 0, stop: int = -1,
+                          batch_size: int = 1000) -> Generator[FieldBatch, None, None]:
+        """Some hash fields of the jobs of one state, ``batch_size`` jobs at a time, positions ``start`` to
+        ``stop`` (inclusive; -1: the end; negative positions count from the end) in reading order: ``asc``
+        is ``get_ranges``' (lists from the head, sorted sets lowest first).
+
+        Each batch is one ``SORT_RO <state> BY nosort LIMIT ... GET # GET <job>->field ...``: Redis walks the
+        range and reads the fields in C, in one reply; the next batch is requested before this one is handed
+        out, so Redis reads it while the caller works. Where Redis refuses that (before 7.0 in a cluster, an
+        ACL user without read access to every key, a prefix with ``*``), the ids are read by range and the
+        fields by pipelined HMGETs. Batches are read as they are reached, not as one snapshot.
+        """
+        state = "wait" if state == "waiting" else state
+        if state not in scripts.STATE_INDEX:
+            raise ValueError(f"unknown job state {state!r}")
+        if not fields:
+            raise ValueError("fields must name at least one hash field")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size!r}")
+        client = self._bytes()[0]
+        key, base = self.queue.keys.state(state), self.queue.keys.job("")
+        if start < 0 or stop < -1:
+            with connection.unavailable_as_error(client):
+                total = int(client.llen(key) if state in LIST_STATES else client.zcard(key))
+            start = max(start + total, 0) if start < 0 else start
+            if stop < -1:
+                stop += total
+                if stop < 0:
+                    return
+        if stop != -1 and stop < start:
+            return
+        # BY nosort on a list walks it from the left (the tail, where Bull pushes) or, with DESC, from the head.
+        desc = asc if state in LIST_STATES else not asc
+        gets = ["GET", "#"] + [x for f in fields for x in ("GET", f"{base}*->{f}")]
+        sort = ["SORT_RO", key, "BY", "nosort", "LIMIT"]
+        tail = ["DESC", *gets] if desc else gets
+
+        def page(position: int) -> int:
+            return batch_size if stop == -1 else min(batch_size, stop - position + 1)
+
+        first = None
+        if "*" not in base:
+            with connection.unavailable_as_error(client):
+                for command in ("SORT_RO", "SORT"):  # SORT_RO: Redis 7.0 and later; SORT is a write command
+                    try:
+                        first = client.execute_command(command, *sort[1:], start, page(start), *tail)  # type: ignore[no-untyped-call]
+                        sort[0] = command
+                        break
+                    except _redis.ResponseError as exc:
+                        if "unknown command" not in str(exc).lower():
+                            break
+        if first is None:
+            yield from self._hmget_batches(state, fields, asc, start, stop, batch_size)
+            return
+        width = len(fields) + 1
+        conn = self._connection(client)
+        in_flight: collections.deque[int] = collections.deque()  # positions asked for, replies not read yet
+        reply, position = first, start
+        asked = start + len(first) // width  # where the next request starts (every page full so far)
+        try:
+            while True:
+                n = len(reply) // width
+                last = n < page(position) or (stop != -1 and position + n > stop)
+                # Keep two requests ahead, so Redis always has the next batch to read while this one is
+                # decoded (a request past the end costs Redis an empty reply).
+                while not last and len(in_flight) < 2 and (stop == -1 or asked <= stop):
+                    with connection.unavailable_as_error(client):
+                        conn.send_command(*sort, asked, page(asked), *tail)
+                    in_flight.append(asked)
+                    asked += page(asked)
+                if n:
+                    yield FieldBatch(_texts(reply[0::width]), [reply[k::width] for k in range(1, width)])
+                if last or not in_flight:
+                    break
+                with connection.unavailable_as_error(client):
+                    reply = conn.read_response()
+                position = in_flight.popleft()
+            with connection.unavailable_as_error(client):
+                while in_flight:  # requests past the end: empty replies
+                    conn.read_response()
+                    in_flight.popleft()
+        finally:
+            if in_flight:
+                conn.disconnect()  # a reply is still on its way: never hand it to the connection's next user
+            client.connection_pool.release(conn)
+
+    def _hmget_batches(self, state: str, fields: Sequence[str], asc: bool, start: int, stop: int,
+                       batch_size: int) -> Generator[FieldBatch, None, None]:
+        """iter_state_fields without SORT: ids by range, then one pipeline of HMGETs per batch, packed here
+        (redis-py's per-argument packing would cost more than Redis) and sent ahead as SORT is."""
+        client = self._bytes()[0]
+        head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2)
+        tail = b"".join(b"$%d\r\n%b\r\n" % (len(f), f) for f in (str(f).encode() for f in fields))
+        base = self.queue.keys.job("").encode()
+
+        def windows() -> Generator[list[str], None, None]:
+            position = start
+            while stop == -1 or position <= stop:
+                last = position + batch_size - 1 if stop == -1 else min(position + batch_size - 1, stop)
+                ids = self.queue.get_ranges([state], position, last, asc=asc, plain=True)
+                if ids:
+                    yield ids
+                if len(ids) < last - position + 1:
+                    return
+                position = last + 1
+
+        conn = self._connection(client)
+        pending: list[str] | None = None
+        clean = False
+        try:
+            for ids in itertools.chain(windows(), [None]):
+                if ids:
+                    keys = [base + i.encode() for i in ids]
+                    with connection.unavailable_as_error(client):
+                        conn.send_packed_command([b"".join([b"%b$%d\r\n%b\r\n%b" % (head, len(k), k, tail)
+                                                            for k in keys])])
+                if pending is not None:
+                    rows: list[Any] = []
+                    refused: dict[int, str] = {}
+                    with connection.unavailable_as_error(client):
+                        for i in range(len(pending)):
+                            try:
+                                rows.append(conn.read_response())
+                            except _redis.ResponseError as exc:  # this job only; the other replies follow
+                                rows.append([None] * len(fields))
+                                refused[i] = str(exc)
+                    yield FieldBatch(pending, [list(c) for c in zip(*rows)], refused)
+                pending = ids or None
+            clean = True
+        finally:
+            if not clean:
+                conn.disconnect()
+            client.connection_pool.release(conn)
+
+    @staticmethod
+    def _connection(client: _redis.Redis) -> Any:
+        pool = client.connection_pool
+        with connection.unavailable_as_error(client):
+            try:
+                return pool.get_connection()
+            except TypeError:  # redis-py before 5.3 wants a command name
+                return pool.get_connection("SORT")
 
     def hashes(self, ids: Sequence[str]) -> list[dict[bytes, bytes]]:
         """The job hashes exactly as Redis holds them (``{}`` for a job that is gone), in one round trip."""
@@ -136,15 +340,8 @@ class RawQueue:
         return Job(self.queue, parse_job_hash(str(job_id), decoded, now_ms()))
 
     def job_presence(self, ids: Sequence[str]) -> list[tuple[bool, bool]]:
-        """Per id, in one round trip: (the job hash exists, a worker holds its lock)."""
-        keys = self.queue.keys
-        client = self._bytes()[0]
-        with connection.unavailable_as_error(client), client.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.exists(keys.job(job_id))
-                pipe.exists(keys.lock(job_id))
-            replies = pipe.execute()
-        return [(bool(replies[i]), bool(replies[i + 1])) for i in range(0, len(replies), 2)]
+        """Per id, in one call (lua/job_presence.lua): (the job hash exists, a worker holds its lock)."""
+        return self._run_many_args(scripts.job_presence(self.queue.keys, [str(i) for i in ids])) if ids else []
 
     def scores(self, name: str, start: int = 0, end: int = -1) -> list[tuple[str, float]]:
         """Members of one of the queue's sorted sets (delayed, completed, failed, priority, repeat) with their
@@ -209,7 +406,7 @@ class RawQueue:
         """
         if on_conflict not in ("error", "skip", "replace"):
             raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
-        return self._run(scripts.import_jobs(self.queue.keys, on_conflict, id_floor, jobs))
+        return self._run_many_args(scripts.import_jobs(self.queue.keys, on_conflict, id_floor, jobs))
 
     def import_queue(self, *, id_floor: int | None = None, replace: bool = False,
                      repeatables: Sequence[tuple[str, float]] = (),

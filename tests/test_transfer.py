@@ -416,6 +416,70 @@ def test_interrupted_import_completes_when_run_again(
     assert keyspace(redis_client, other_prefix) == keyspace(redis_client, prefix)
 
 
+class ChangedOnRewind(io.RawIOBase):
+    """A seekable file whose bytes are ``first`` until it is rewound to 0, and ``second`` afterwards."""
+
+    def __init__(self, first: bytes, second: bytes) -> None:
+        self.inner, self.second = io.BytesIO(first), second
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if offset == 0 and whence == 0 and self.inner.tell() > 0:
+            self.inner = io.BytesIO(self.second)
+        return self.inner.seek(offset, whence)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_a_file_changed_between_the_passes_is_caught_before_its_records_are_written(
+    make_queue: Callable[..., bullpy.Queue], other_prefix: str,
+) -> None:
+    """Import checks the whole file, then reads it again to write it: the second reading compares each piece
+    with the first before its records are used, so a change in between writes nothing from that piece on."""
+    source = make_queue()
+    source.add_bulk([{"data": {"i": i, "pad": "x" * 150}} for i in range(4000)])
+    data = export_bytes(source)
+    assert len(data) > 3 * transfer.format.CHUNK
+    changed = data.replace(b'{"i":10,', b'{"i":11,')  # job 11, near the end of the file (lists go tail first)
+    assert changed != data and len(changed) == len(data)
+    target = make_queue(prefix=other_prefix)
+    with pytest.raises(ExportFormatError, match="changed since it was checked"):
+        transfer.import_queue(ChangedOnRewind(data, changed), target, batch_size=500)  # type: ignore[arg-type]
+    written = target.get_waiting_count()
+    assert 0 < written < 4000
+    assert target.get_job("11") is None and target.get_job("4000") is not None
+
+
+def test_import_reloads_its_scripts_after_redis_lost_them(make_redis_server: Callable[..., Any],
+                                                         tmp_path: Path) -> None:
+    """Import packs its big script calls itself (EVALSHA by hand): a Redis that forgot the scripts (restart,
+    SCRIPT FLUSH) answers NOSCRIPT, and the script is loaded again. A private server: SCRIPT FLUSH is global."""
+    server = make_redis_server()
+    source = bullpy.Queue("q", server.url(), prefix="src")
+    source.add_bulk([{"data": {"i": i}} for i in range(30)])
+    path = tmp_path / "q.bullpy"
+    transfer.export_queue(source, path)
+    first = bullpy.Queue("q", server.url(), prefix="one")
+    transfer.import_queue(path, first, batch_size=10)
+    server.client().script_flush()
+    second = bullpy.Queue("q", server.url(), prefix="two")
+    assert transfer.import_queue(path, second, batch_size=10).jobs == 30
+    assert second.get_waiting_count() == first.get_waiting_count() == 30
+    for queue in (source, first, second):
+        queue.close()
+
+
 # --- dry runs ------------------------------------------------------------------------------------------
 
 def test_dry_runs_change_nothing_and_predict_the_result(

@@ -20,18 +20,16 @@ import datetime as _dt
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 __all__ = [
     "DEFAULT_JOB_NAME",
-    "FRAME_FIELDS",
     "HashFields",
     "JobRecord",
     "counter_score",
     "delayed_score",
-    "frame_row",
     "from_json",
     "js_number",
     "js_number_str",
@@ -657,57 +655,6 @@ def parse_job_hash(job_id: str, fields: HashFields, now_ms: int) -> JobRecord:
         stalled_counter=js_parse_int(h.get("stalledCounter")) or 0,
         raw=h,
     )
-
-
-#: The hash fields a jobs_frame row needs, in the order ``frame_row`` reads them (HMGET, not HGETALL: stack
-#: traces and other large fields stay on the server).
-FRAME_FIELDS: Final = ("id", "name", "data", "opts", "progress", "timestamp", "attemptsMade", "processedOn",
-                       "finishedOn", "failedReason", "returnvalue")
-
-
-def frame_row(job_id: str, values: Sequence[bytes | str | None]) -> tuple[Any, ...] | None:
-    """One job's ``jobs_frame`` columns from ``HMGET key *FRAME_FIELDS``, equal to what ``parse_job_hash``
-    gives for them: (id, name, data, priority, delay, attempts_made, progress, timestamp, processed_on,
-    finished_on, failed_reason, returnvalue).
-
-    The common case only: returns None when the job needs ``parse_job_hash``'s full rules (opts that are
-    not a plain object, ``preventParsingData``, a non-numeric delay, data that is not JSON), so the caller
-    reads the whole hash and parses it the slow way (which also raises Node's errors).
-    """
-    texts = [v if v is None or isinstance(v, str) else v.decode("utf-8", "replace") for v in values]
-    id_, name, data_s, opts_s, progress_s, ts, made, processed, finished, reason, returned = texts
-    try:
-        opts = from_json(opts_s or "{}")
-        if type(opts) is not dict or _js_truthy(opts.get("preventParsingData")) or "__proto__" in opts:
-            return None
-        delay = opts.get("delay", 0)
-        if type(delay) not in (int, float):
-            return None  # setDefaultOpts' Number(delay) rules live in _set_default_opts
-        data = from_json(data_s or "{}")
-    except ValueError:
-        return None
-    progress: Any = 0
-    if progress_s:
-        try:
-            progress = from_json(progress_s)
-        except ValueError:
-            pass
-    returnvalue: Any = None
-    if returned is not None:
-        try:
-            returnvalue = from_json(returned)
-        except ValueError:
-            pass
-    return (
-        id_ or job_id, name or DEFAULT_JOB_NAME, data, opts.get("priority", 0), delay,
-        _int(made or "0"), progress, _int(ts), _int(processed) if processed else None,
-        _int(finished) if finished else None, reason, returnvalue,
-    )
-
-
-def _int(text: str | None) -> int | None:
-    # Plain ASCII digits (what Bull writes) parse the same with int(); anything else takes parseInt's rules.
-    return int(text) if text is not None and text.isascii() and text.isdigit() else js_parse_int(text)
 
 
 def _set_default_opts(parsed: Any, now_ms: int) -> dict[str, Any]:

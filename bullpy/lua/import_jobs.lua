@@ -61,9 +61,18 @@ for i = 1, n do
     return redis.error_reply("job " .. job.id .. ": unknown placement " .. placement)
   end
   local job_key = base .. job.id
-  local err = check_types({{job_key, "hash"}, {job_key .. ":logs", "list"}})
-  if err then return err end
-  if rcall("EXISTS", job_key) == 1 then
+  -- One lookup answers both: is there a job hash, and is the key a hash at all. The logs key is checked
+  -- only when rows go into it (it is deleted either way, as Node's removeJob does).
+  local job_type = rcall("TYPE", job_key)
+  job_type = job_type["ok"] or job_type
+  if job_type ~= "none" and job_type ~= "hash" then
+    return redis.error_reply("WRONGTYPE " .. job_key .. " is a " .. job_type .. ", expected a hash")
+  end
+  if job.nlogs > 0 then
+    local err = check_types({{job_key .. ":logs", "list"}})
+    if err then return err end
+  end
+  if job_type == "hash" then
     job.exists = true
     job.locked = rcall("EXISTS", job_key .. ":lock") == 1
     conflicts[#conflicts + 1] = job.id

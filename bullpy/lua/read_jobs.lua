@@ -7,7 +7,8 @@
   KEYS[7] priority (the order of Bull's removeJob; the state index below is the KEYS index)
 
   ARGV[1] base key "prefix:name:"
-  ARGV[2] what: "all" (hash, logs, debounce) or "ids" (id, state, score, priority, lock only)
+  ARGV[2] what: "all" (hash, logs, debounce), "hashes" (the same without locks: each job reads as
+          unlocked, a key lookup less) or "ids" (id, state, score, priority, lock only)
   ARGV[3] mode, then
     "list": ARGV[4] KEYS index (1 active, 2 wait, 4 paused), ARGV[5] start index counted from the
             left (the tail: LPUSH side), ARGV[6] count. Reading from the left keeps the window steady
@@ -61,24 +62,36 @@ else
   end
 end
 
+-- Per job, as few calls as the answer allows (each costs a key lookup): the priority zset only when it
+-- has members, the hash's existence from HGETALL itself, its deid from the hash read.
+local prioritised = rcall("ZCARD", KEYS[7]) > 0
 local rows = {}
 for i, id in ipairs(ids) do
   local job_key = base .. id
   local state = states[i]
   local priority = false
-  if state == 2 or state == 4 then
+  if prioritised and (state == 2 or state == 4) then
     priority = rcall("ZSCORE", KEYS[7], id) or false
   end
-  local locked = rcall("EXISTS", job_key .. ":lock")
-  local exists = rcall("EXISTS", job_key)
+  local locked = 0
+  if what ~= "hashes" then locked = rcall("EXISTS", job_key .. ":lock") end
   local hash, logs, de_ttl = {}, {}, false
-  if what == "all" and exists == 1 then
+  local exists
+  if what ~= "ids" then
     hash = rcall("HGETALL", job_key)
-    logs = rcall("LRANGE", job_key .. ":logs", 0, -1)
-    local deid = rcall("HGET", job_key, "deid")
-    if deid and rcall("GET", base .. "de:" .. deid) == id then
-      de_ttl = rcall("PTTL", base .. "de:" .. deid)
+    exists = #hash > 0 and 1 or 0
+    if exists == 1 then
+      logs = rcall("LRANGE", job_key .. ":logs", 0, -1)
+      local deid
+      for j = 1, #hash, 2 do
+        if hash[j] == "deid" then deid = hash[j + 1] break end
+      end
+      if deid and rcall("GET", base .. "de:" .. deid) == id then
+        de_ttl = rcall("PTTL", base .. "de:" .. deid)
+      end
     end
+  else
+    exists = rcall("EXISTS", job_key)
   end
   rows[i] = {id, state, scores[i] or false, priority, locked, exists, hash, logs, de_ttl}
 end

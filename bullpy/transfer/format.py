@@ -28,14 +28,19 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, Final
 
 import msgpack  # type: ignore[import-untyped]
 
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _fast_loads = json.loads  # type: ignore[assignment]
+
 from ..errors import ExportFormatError
-from ..raw import METRICS_KEYS, check_job_id
+from ..raw import METRICS_KEYS, RawJob, check_job_id
 from .records import (
     ALL_STATES,
     FORMAT,
@@ -51,6 +56,8 @@ from .records import (
 Entry = JobEntry | RepeatEntry | QueueInfo
 
 _SCORED: Final = frozenset({"delayed", "completed", "failed"})
+_JOB_REQUIRED: Final = frozenset({"t", "id", "state", "hash", "logs"})
+_JOB_FIELDS: Final = _JOB_REQUIRED | {"score", "priority", "debounce_ttl"}
 CHUNK: Final = 256 * 1024
 _MAX_RECORD: Final = 1024 * 1024 * 1024  # a job hash may hold values up to Redis' 512 MB
 # msgpack allocates an array or map as soon as it reads its header: a garbage header must not be able to
@@ -61,18 +68,18 @@ _MAX_KEYS: Final = 64
 
 # --- writing ---------------------------------------------------------------------------------------------
 
-def job_record(entry: JobEntry) -> dict[str, Any]:
-    """A job's record as written to the file."""
+def raw_job_record(job: RawJob) -> dict[str, Any]:
+    """A job's record as written to the file, from the job as ``queue.raw`` read it."""
     record: dict[str, Any] = {
-        "t": "job", "id": entry.id, "state": entry.state,
-        "hash": [v for pair in entry.fields.items() for v in pair], "logs": list(entry.logs),
+        "t": "job", "id": job.id, "state": job.state,
+        "hash": [v for pair in job.fields.items() for v in pair], "logs": list(job.logs),
     }
-    if entry.score is not None:
-        record["score"] = entry.score
-    if entry.priority is not None:
-        record["priority"] = entry.priority
-    if entry.debounce_ttl is not None:
-        record["debounce_ttl"] = entry.debounce_ttl
+    if job.score is not None:
+        record["score"] = job.score
+    if job.priority is not None:
+        record["priority"] = job.priority
+    if job.debounce_ttl is not None:
+        record["debounce_ttl"] = job.debounce_ttl
     return record
 
 
@@ -94,6 +101,16 @@ class RecordWriter:
             self.records += 1
         self.bytes += len(data)
 
+    def write_many(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Records packed together: one write and one hash update for the lot."""
+        pack = self.packer.pack
+        packed = [pack(record) for record in records]
+        data = b"".join(packed)
+        self.stream.write(data)
+        self.hasher.update(data)
+        self.records += len(packed)
+        self.bytes += len(data)
+
 
 # --- reading ---------------------------------------------------------------------------------------------
 
@@ -109,8 +126,14 @@ class ExportReader:
     sound (``validate_export`` does one). ``summary`` is set once the end record was read.
     """
 
-    def __init__(self, stream: IO[bytes], *, name: str = "", close: bool = False) -> None:
+    def __init__(self, stream: IO[bytes], *, name: str = "", close: bool = False,
+                 checked: Sequence[tuple[int, bytes]] | None = None) -> None:
         self.name = name or str(getattr(stream, "name", "") or "<stream>")
+        #: (byte offset, SHA-256 of every byte before it) each time the reader hashed a piece of the file.
+        self.checkpoints: list[tuple[int, bytes]] = []
+        # A file read again after a complete check (import's second pass): its records are not checked again,
+        # each piece is compared with the first reading's checkpoint instead, before its records are handed out.
+        self._checked = dict(checked) if checked is not None else None
         self._stream, self._close = stream, close
         self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, use_list=True,
                                           max_buffer_size=_MAX_RECORD, max_array_len=_MAX_ITEMS,
@@ -188,6 +211,11 @@ class ExportReader:
         self._hasher.update(memoryview(self._pending)[:n])
         del self._pending[:n]
         self._hashed = end
+        digest = self._hasher.copy().digest()
+        if self._checked is None:
+            self.checkpoints.append((end, digest))
+        elif self._checked.get(end) != digest:
+            raise ExportFormatError("the file changed since it was checked", source=self.name, offset=end)
 
     def _truncated(self) -> ExportFormatError:
         if self._fed > self._end:
@@ -230,27 +258,37 @@ class ExportReader:
         if self._iterated:
             raise RuntimeError("an ExportReader can be iterated once; open the file again")
         self._iterated = True
+        checked: list[Entry] = []  # read again: the records of the piece not yet compared
         while True:
             obj = self._next()
             if obj is _END:
                 raise self._truncated()
             kind = obj.get("t") if isinstance(obj, dict) else None
             if kind == "end":
+                self._hash_through(self._start)  # every byte before the end record
+                yield from checked
                 self._finish(obj)
                 return
-            self._hash_through(self._end)
+            if self._end - self._hashed >= CHUNK:  # hashed in large pieces: every record is not the end record
+                self._hash_through(self._end)
+                yield from checked
+                checked.clear()
             if self._queue_info is not None:
                 raise self._error(f"a {kind!r} record after the queue record (only the end record may follow it)")
+            entry: Entry
             if kind == "job":
-                yield self._parse_job(obj)
+                entry = self._checked_job(obj) if self._checked is not None else self._parse_job(obj)
             elif kind == "repeat":
-                yield self._parse_repeat(obj)
+                entry = self._parse_repeat(obj)
             elif kind == "queue":
-                self._queue_info = self._parse_queue(obj)
-                yield self._queue_info
+                entry = self._queue_info = self._parse_queue(obj)
             else:
                 raise self._error(f"unknown record type {kind!r}" if isinstance(obj, dict)
                                   else f"expected a record (a map), got {type(obj).__name__}")
+            if self._checked is None:
+                yield entry
+            else:
+                checked.append(entry)
 
     def _fields(self, obj: dict[str, Any], required: Collection[str], optional: Collection[str] = ()) -> None:
         missing = set(required) - set(obj)
@@ -262,7 +300,9 @@ class ExportReader:
             raise self._error(f"{what} record: {detail}")
 
     def _parse_job(self, obj: dict[str, Any]) -> JobEntry:
-        self._fields(obj, {"t", "id", "state", "hash", "logs"}, {"score", "priority", "debounce_ttl"})
+        keys = obj.keys()
+        if not (keys >= _JOB_REQUIRED and keys <= _JOB_FIELDS):
+            self._fields(obj, _JOB_REQUIRED, _JOB_FIELDS - _JOB_REQUIRED)
         job_id = obj["id"]
         if not isinstance(job_id, str):
             raise self._error(f"job record: the id must be a string, got {job_id!r}")
@@ -276,14 +316,14 @@ class ExportReader:
         if state not in JOB_STATES:
             raise self._error(f"job {job_id!r}: unknown state {state!r}")
         flat = obj["hash"]
-        if not isinstance(flat, list) or not flat or len(flat) % 2 or not all(isinstance(x, bytes) for x in flat):
+        if not isinstance(flat, list) or not flat or len(flat) % 2 or set(map(type, flat)) != {bytes}:
             raise self._error(f"job {job_id!r}: 'hash' must be a non-empty list of field, value byte strings")
         fields = dict(zip(flat[0::2], flat[1::2]))
         if len(fields) * 2 != len(flat):
             raise self._error(f"job {job_id!r}: a hash field appears twice")
         _check_job_json(fields, lambda message: self._error(f"job {job_id!r}: {message}"))
         logs = obj["logs"]
-        if not isinstance(logs, list) or not all(isinstance(x, bytes) for x in logs):
+        if not isinstance(logs, list) or (logs and set(map(type, logs)) != {bytes}):
             raise self._error(f"job {job_id!r}: 'logs' must be a list of byte strings")
         score = obj.get("score")
         if state in _SCORED:
@@ -301,6 +341,13 @@ class ExportReader:
         self._counts[state] += 1
         return JobEntry(job_id, state, fields, tuple(logs),
                         None if score is None else float(score), None if priority is None else float(priority), ttl)
+
+    def _checked_job(self, obj: dict[str, Any]) -> JobEntry:
+        flat, state, score, priority = obj["hash"], obj["state"], obj.get("score"), obj.get("priority")
+        self._counts[state] += 1
+        return JobEntry(obj["id"], state, dict(zip(flat[0::2], flat[1::2])), tuple(obj["logs"]),
+                        None if score is None else float(score), None if priority is None else float(priority),
+                        obj.get("debounce_ttl"))
 
     def _parse_repeat(self, obj: dict[str, Any]) -> RepeatEntry:
         self._fields(obj, {"t", "key", "score"})
@@ -370,9 +417,13 @@ def _check_job_json(fields: Mapping[bytes, bytes], error: Callable[[str], Except
         if raw is None:
             continue
         try:
-            value = json.loads(raw)
+            # orjson accepts less than json (lone surrogates, 1e400, ...), never more: json decides those.
+            value = _fast_loads(raw)
         except ValueError:
-            raise error(f"field {name.decode()!r} is not JSON") from None
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                raise error(f"field {name.decode()!r} is not JSON") from None
         if name == b"opts" and not isinstance(value, dict):
             raise error("field 'opts' is not a JSON object")
 

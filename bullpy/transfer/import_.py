@@ -8,6 +8,10 @@ in their source order (RPUSH): into an empty queue this rebuilds the list exactl
 zset; merged into a queue that has a backlog, they run before it. They land in ``paused`` while the
 target is paused. Active jobs cannot take their lock along: they are imported as waiting jobs at the
 very head, the place Bull's stalled-job recovery gives them, so a worker runs them again.
+
+The second pass reads the file again without checking each record twice: each piece of the file is
+compared (SHA-256 so far) with the first pass before its records are used, so a file changed in between
+writes nothing from the changed piece on. Each batch is written in a thread while the next is read.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ def import_queue(
     dry_run: bool = False,
     states: Iterable[str] | str | None = None,
     restore_paused: bool | None = None,
-    batch_size: int = 1000,
+    batch_size: int = 500,
     progress: Progress | None = None,
 ) -> ImportSummary:
     """Import an export file into a queue (any prefix, name, database or server).
@@ -86,7 +90,8 @@ def import_queue(
         restore_paused: pause the target when the source queue was paused (default: only when the
             whole file is imported, ``states=None``). Waiting jobs land in ``paused`` whenever the
             target is paused.
-        batch_size: jobs per atomic script call.
+        batch_size: jobs per atomic script call (500: about 10 ms of Redis each; bigger batches hold Redis
+            longer for little gain).
         progress: called after each batch with the number of jobs handled so far.
     """
     wanted = parse_states(states)
@@ -129,26 +134,30 @@ def import_queue(
         tally = Tally()
         writer = Target(queue, raw, on_conflict, floor, tally, batch_size)
         stream.seek(start)
-        reader = ExportReader(stream, name=name)
+        # Checked whole already: read again, each piece of the file is compared with the first reading before
+        # its records are used, and each batch is written while the next one is read.
+        reader = ExportReader(stream, name=name, checked=reader.checkpoints)
         batch: list[Planned] = []
         repeats: list[RepeatEntry] = []
         done = 0
-        for item in reader:
-            if isinstance(item, JobEntry):
-                if item.state in wanted:
-                    batch.append(plan(item, None, now))
-                    if len(batch) >= batch_size:
-                        writer.write(batch)
-                        done += len(batch)
-                        batch.clear()
-                        if progress is not None:
-                            progress(done)
-            elif isinstance(item, RepeatEntry) and "repeat" in wanted:
-                repeats.append(item)
-        if batch:
-            writer.write(batch)
-            done += len(batch)
-            if progress is not None:
-                progress(done)
+        try:
+            for item in reader:
+                if isinstance(item, JobEntry):
+                    if item.state in wanted:
+                        batch.append(plan(item, None, now))
+                        if len(batch) >= batch_size:
+                            writer.write_ahead(batch)
+                            done += len(batch)
+                            batch = []
+                            if progress is not None:
+                                progress(done)
+                elif isinstance(item, RepeatEntry) and "repeat" in wanted:
+                    repeats.append(item)
+            writer.write_ahead(batch)
+            writer.flush()
+        finally:
+            writer.close()
+        if batch and progress is not None:
+            progress(done + len(batch))
         writer.finish(repeats, info.metrics if wanted == ALL_STATES else {})
     return ImportSummary(**tally.import_fields(target, False, pause_it, floor))

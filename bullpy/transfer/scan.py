@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import cast
 
@@ -29,77 +30,106 @@ class Scan:
     later is not met twice). Callers that take jobs out of the scanned state call ``removed`` before
     asking for the next batch, so the cursor does not skip the jobs that slid into their place.
 
-    ``full=False`` reads ids, states, scores and locks only. With ``retried``, each batch read is retried
+    ``full=False`` reads ids, states, scores and locks only; ``locks=False`` leaves the locks out (a key
+    lookup less per job; every job reads as unlocked). With ``retried``, each batch read is retried
     through a Redis restart or failover under ``policy`` (resumed at the same cursor), named ``what``.
+    With ``prefetch`` the next batch is read (in a thread) while the caller handles this one, for callers
+    that never call ``removed``; ``close()`` ends the thread.
     """
 
     def __init__(self, raw: RawQueue, *, full: bool, batch_size: int, retried: bool = False,
-                 policy: RetryPolicy | None = None, what: str = "export") -> None:
-        self.raw, self.full, self.batch_size = raw, full, batch_size
+                 policy: RetryPolicy | None = None, what: str = "export", locks: bool = True,
+                 prefetch: bool = False) -> None:
+        self.raw, self.full, self.batch_size, self.locks = raw, full, batch_size, locks
         self.retried, self.policy, self.what = retried, policy, what
         self.seen: set[str] = set()
         self.dangling = 0
         self.missing: list[str] = []
         self._removed: set[str] = set()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="bullpy-scan") if prefetch else None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
     def removed(self, ids: Collection[str]) -> None:
         """These ids of the last batch are no longer in the state being scanned."""
+        if self._executor is not None:
+            raise RuntimeError("a prefetching Scan reads ahead: it cannot follow removals")
         self._removed.update(ids)
 
-    def _read_batch(self, read: Callable[[], list[RawJob]]) -> tuple[list[tuple[str, float | None]], list[Live]]:
-        """One read: every id of the window with its score, and the jobs to report."""
-        rows = self.raw.retried(read, what=self.what, policy=self.policy) if self.retried else read()
-        window: list[tuple[str, float | None]] = []
-        out: list[Live] = []
+    def _read(self, read: Callable[[], list[RawJob]]) -> list[RawJob]:
+        return self.raw.retried(read, what=self.what, policy=self.policy) if self.retried else read()
+
+    def _kept(self, rows: list[RawJob]) -> list[RawJob]:
+        """The rows to report: each id once, not the ids in no state (``missing``) or without a hash."""
+        out: list[RawJob] = []
+        seen = self.seen
         for row in rows:
-            window.append((row.id, row.score))
-            if row.id in self.seen:
+            if row.id in seen:
                 continue
-            self.seen.add(row.id)
+            seen.add(row.id)
             if row.state is None:
                 self.missing.append(row.id)
-                continue
-            if not row.exists:
+            elif not row.exists:
                 self.dangling += 1  # an id without its hash (Node would run a phantom job): left out
-                continue
-            entry = JobEntry(row.id, row.state, row.fields, row.logs, score=row.score, priority=row.priority,
-                             debounce_ttl=row.debounce_ttl)
-            out.append(Live(entry, row.locked))
-        return window, out
+            else:
+                out.append(row)
+        return out
+
+    @staticmethod
+    def _live(rows: list[RawJob]) -> list[Live]:
+        return [Live(JobEntry(row.id, row.state or "", row.fields, row.logs, score=row.score, priority=row.priority,
+                              debounce_ttl=row.debounce_ttl), row.locked) for row in rows]
+
+    def _reader(self, state: str, cursor: tuple[int, float, int]) -> Callable[[], list[RawJob]]:
+        start, low, offset = cursor
+        if state in LIST_STATES:
+            return functools.partial(self.raw.read_list, state, start, self.batch_size, full=self.full,
+                                     locks=self.locks)
+        return functools.partial(self.raw.read_zset, state, low, offset, self.batch_size, full=self.full,
+                                 locks=self.locks)
+
+    def _after(self, state: str, cursor: tuple[int, float, int], window: list[tuple[str, float | None]],
+               removed: Collection[str]) -> tuple[int, float, int]:
+        start, low, offset = cursor
+        if state in LIST_STATES:
+            # Ids taken out of the window let the ones behind them slide into its place.
+            return start + len(window) - sum(1 for job_id, _ in window if job_id in removed), low, offset
+        # Cursor: members with a score >= low, past the first `offset` of them (ties included).
+        kept = [(job_id, score) for job_id, score in window if job_id not in removed]
+        last = cast(float, window[-1][1])  # members of a sorted set always come with their score
+        if last == low:  # the whole window shares the score `low`
+            return start, low, offset + len(kept)
+        return start, last, sum(1 for _, score in kept if score == last)
+
+    def raw_state(self, state: str) -> Iterator[list[RawJob]]:
+        """The jobs of one state, batch by batch, as ``queue.raw`` read them."""
+        cursor: tuple[int, float, int] = (0, -math.inf, 0)
+        pending: Future[list[RawJob]] | None = None
+        while True:
+            self._removed.clear()
+            rows = pending.result() if pending is not None else self._read(self._reader(state, cursor))
+            pending = None
+            window = [(row.id, row.score) for row in rows]
+            more = len(window) >= self.batch_size
+            if more and self._executor is not None:
+                ahead = self._after(state, cursor, window, ())
+                pending = self._executor.submit(self._read, self._reader(state, ahead))
+            yield self._kept(rows)
+            if not more:
+                return
+            cursor = self._after(state, cursor, window, self._removed)
 
     def state(self, state: str) -> Iterator[list[Live]]:
-        size = self.batch_size
-        if state in LIST_STATES:
-            start = 0
-            while True:
-                self._removed.clear()
-                window, rows = self._read_batch(functools.partial(self.raw.read_list, state, start, size, full=self.full))
-                yield rows
-                # Ids taken out of the window let the ones behind them slide into its place.
-                start += len(window) - sum(1 for job_id, _ in window if job_id in self._removed)
-                if len(window) < size:
-                    return
-        else:
-            # Cursor: members with a score >= low, past the first `offset` of them (ties included).
-            low, offset = -math.inf, 0
-            while True:
-                self._removed.clear()
-                window, rows = self._read_batch(functools.partial(self.raw.read_zset, state, low, offset, size,
-                                                           full=self.full))
-                yield rows
-                if len(window) < size:
-                    return
-                kept = [(job_id, score) for job_id, score in window if job_id not in self._removed]
-                last = cast(float, window[-1][1])  # members of a sorted set always come with their score
-                if last == low:  # the whole window shares the score `low`
-                    offset += len(kept)
-                else:
-                    low, offset = last, sum(1 for _, score in kept if score == last)
+        for rows in self.raw_state(state):
+            yield self._live(rows)
 
     def ids(self, ids: Sequence[str]) -> Iterator[list[Live]]:
         for i in range(0, len(ids), self.batch_size):
             self._removed.clear()
-            yield self._read_batch(functools.partial(self.raw.read_jobs, ids[i : i + self.batch_size], full=self.full))[1]
+            read = functools.partial(self.raw.read_jobs, ids[i : i + self.batch_size], full=self.full)
+            yield self._live(self._kept(self._read(read)))
 
 
 def read_repeatables(raw: RawQueue, batch_size: int, policy: RetryPolicy | None = None) -> Iterator[list[RepeatEntry]]:

@@ -6,6 +6,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -46,7 +47,8 @@ class Planned:
         return self.placement in ("head", "tail", "prio")
 
     def size(self) -> int:
-        return sum(len(k) + len(v) for k, v in self.fields.items()) + sum(len(r) for r in self.entry.logs) + 64
+        fields = self.fields
+        return sum(map(len, fields)) + sum(map(len, fields.values())) + sum(map(len, self.entry.logs)) + 64
 
     def job(self) -> ImportJob:
         entry = self.entry
@@ -140,6 +142,8 @@ class Target:
         self.id_floor = id_floor
         self.ready_state = "paused" if queue.is_paused() else "wait"
         self.jobs_written = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future[list[str]] | None = None
 
     def write(self, planned: Sequence[Planned]) -> list[str]:
         """Write jobs, in sub-batches of at most ``batch_size`` jobs and ~8 MB; one status per job."""
@@ -153,6 +157,26 @@ class Target:
             statuses.extend(self._write_batch(planned[start:end]))
             start = end
         return statuses
+
+    def write_ahead(self, planned: Sequence[Planned]) -> None:
+        """``write`` in a thread: returns once the previous batch is written (raising its error, if any) and
+        this one is on its way, so Redis writes it while the caller reads the next; ``flush`` waits for it."""
+        self.flush()
+        if planned:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="bullpy-import")
+            self._pending = self._executor.submit(self.write, planned)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Wait for a batch still being written (its error is not raised here) and end the thread."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def _write_batch(self, batch: Sequence[Planned]) -> list[str]:
         reply = self.raw.import_jobs([item.job() for item in batch], on_conflict=self.on_conflict,
