@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import redis as _redis
 from redis.cluster import RedisCluster
@@ -17,17 +16,20 @@ else:  # pragma: no cover
     from typing_extensions import Unpack
 
 from . import _cluster, connection, events
+from ._core import ops, reads, scripts
 from ._core import options as _options
-from ._core import repeat as _repeat
-from ._core import scripts
 from ._core.cluster import check_one_slot
-from ._core.codec import JobRecord, js_number_str, parse_job_hash
-from ._core.keys import QUEUE_KEY_SUFFIXES, RESERVED_ID_PREFIXES, STATE_KEYS, QueueKeys, check_queue_name
+from ._core.codec import JobRecord, parse_job_hash
+from ._core.keys import QUEUE_KEY_SUFFIXES, RESERVED_ID_PREFIXES
+from ._core.ops import CLEAN_STATES, QueueStats
+from ._core.ops import PRESENCE_KEYS as _PRESENCE_KEYS
+from ._core.reads import DEFAULT_COUNT_TYPES, METRICS_TYPES, JobLogs, Metrics
+from ._core.repeat import RepeatableJob
 from ._core.options import JobOptions
 from ._core.codec import text as _text
 from ._facade import ScriptRunner
-from .errors import QueueHasActiveJobs, QueueNotPaused
 from .retry import RetryPolicy
+from .schema import check_data, check_items, parse_schema
 from .retry import call as _retrying
 from .raw import RawQueue
 from .server import Server
@@ -37,38 +39,11 @@ from .utils import now_ms
 if TYPE_CHECKING:
     from ._loading import ChunkWriter
 
-#: getJobCounts' default types, in Node's order.
-DEFAULT_COUNT_TYPES = ("waiting", "active", "completed", "failed", "delayed", "paused")
-#: The states ``clean`` accepts, as Node validates them (``waiting`` is not one of them).
-CLEAN_STATES = ("completed", "wait", "active", "paused", "delayed", "failed")
-#: The types Bull records metrics of (workers started with ``metrics``).
-METRICS_TYPES = ("completed", "failed")
-# Keys a live Bull queue almost always has: `id` (every add increments it, custom job ids too), states, flags.
-_PRESENCE_KEYS = ("id", "wait", "active", "paused", "delayed", "completed", "failed", "meta-paused", "repeat",
-                  "stalled-check")
+__all__ = ["CLEAN_STATES", "DEFAULT_COUNT_TYPES", "METRICS_TYPES", "JobLogs", "Metrics", "Queue", "QueueStats",
+           "find_queues"]
 # Hashes under ``prefix:name:`` that are the queue's own structure, not jobs (protocol §1.2).
 _STRUCTURE_HASHES = frozenset({"meta", "limiter:index", "metrics:completed", "metrics:failed"})
 _BATCH = 1000  # ids (or keys) per round trip of the inspection reads
-
-
-@dataclass(frozen=True)
-class JobLogs:
-    """A page of a job's log rows and the total number of rows (Node's ``{logs, count}``)."""
-
-    logs: list[str]
-    count: int
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """Bull's per-minute metrics of one type (Node's ``getMetrics``): the hash's ``count``, ``prevTS`` and
-    ``prevCount`` (0 where absent), the per-minute totals ``data`` (newest first) and how many points exist."""
-
-    count: int
-    prev_ts: int
-    prev_count: int
-    data: list[int]
-    points: int
 
 
 class Queue:
@@ -99,26 +74,19 @@ class Queue:
         backoff_strategies: Collection[str] = (),
         local_timezone: str = "UTC",
     ) -> None:
-        self.name = check_queue_name(name)
-        if not isinstance(prefix, str) or not prefix:
-            raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
-        self.prefix = prefix
-        self.keys = QueueKeys(name, prefix)
-        self.backoff_strategies = frozenset(backoff_strategies)
-        _repeat.resolve_tz(local_timezone)  # fail now on an unknown zone
-        self.local_timezone = local_timezone
-        defaults = dict(default_job_options or {})
-        # Validate once now so a bad default fails at construction, not at the first add.
-        _options.validate_options(defaults, self.backoff_strategies)
-        self.default_job_options: dict[str, Any] = defaults
+        config = ops.queue_config(name, prefix, default_job_options, backoff_strategies, local_timezone)
+        self.name, self.prefix, self.keys = config.name, config.prefix, config.keys
+        self.backoff_strategies = config.backoff_strategies
+        self.local_timezone = config.local_timezone
+        self.default_job_options: dict[str, Any] = config.default_job_options
         #: The Redis Cluster the queue lives on (None on a single server); ``client`` is then its slot's master.
         self.cluster: RedisCluster | None = None
         self._owns_cluster = False
         if connection.wants_cluster(redis, cluster):
-            check_one_slot(prefix, self.name)  # a queue that would spread over slots: before connecting
+            check_one_slot(self.prefix, self.name)  # a queue that would spread over slots: before connecting
             self.cluster = connection.resolve_cluster(redis)
             self._owns_cluster = redis is None or isinstance(redis, str)
-            self.client = _cluster.pin(self.cluster, prefix, self.name)
+            self.client = _cluster.pin(self.cluster, self.prefix, self.name)
         else:
             self.client = connection.resolve(redis)  # type: ignore[arg-type]
         #: This client's token in Bull's ``waiting@<token>``/``duplicated@<token>`` channels.
@@ -231,6 +199,14 @@ class Queue:
 
         return frames.jobs_frame(self, states or frames.ALL_STATES, **options)
 
+    def iter_jobs_frames(self, states: Sequence[str] | None = None, chunk_rows: int = 100_000,
+                         **options: Any) -> Any:
+        """The queue's jobs as DataFrames of about ``chunk_rows`` rows, read lazily; see
+        ``bullpy.frames.iter_jobs_frames``."""
+        from . import frames
+
+        return frames.iter_jobs_frames(self, states or frames.ALL_STATES, chunk_rows=chunk_rows, **options)
+
     def counts_frame(self) -> Any:
         """Job counts per state as a one-row DataFrame."""
         from . import frames
@@ -268,72 +244,49 @@ class Queue:
         )
 
     def _job_from_write(self, added: scripts.Added, write: scripts.JobWrite) -> Job:
-        fields = {
-            "name": write.name, "data": write.data, "opts": write.opts, "timestamp": str(write.timestamp),
-            "delay": str(write.delay), "priority": write.priority,
-        }
-        return Job(self, duplicate=added.status != "added", job_id=added.id, fields=fields, now=write.timestamp)
+        return Job(self, duplicate=added.status != "added", job_id=added.id, fields=ops.written_fields(write),
+                   now=write.timestamp)
 
-    def add(self, data: Any = None, *, name: str | None = None, **options: Unpack[JobOptions]) -> Job | None:
+    def add(self, data: Any = None, *, name: str | None = None, schema: Mapping[str, Any] | None = None,
+                 **options: Unpack[JobOptions]) -> Job | None:
         """Add a job; keyword options are Bull's job options in snake_case.
 
         Returns the Job (``job.duplicate`` is True when a job with that ``job_id`` already existed and
-        nothing was written), or None for a repeatable job whose series has already ended.
+        nothing was written), or None for a repeatable job whose series has already ended. ``schema``
+        (``{"number": str}``, see ``bullpy.schema``) checks the data's JSON types first (TypeError).
         """
+        if schema is not None:
+            check_data(data, parse_schema(schema))
         prepared = self._prepare(name, data, options, now_ms())
         if prepared is None:
             return None
         added = self._run(scripts.add_jobs(self.keys, self.token, [prepared.write]))[0]
         return self._job_from_write(added, prepared.write)
 
-    def add_bulk(self, jobs: Iterable[Mapping[str, Any]], *, batch_size: int = 1000, dry_run: bool = False) -> list[Job]:
+    def add_bulk(self, jobs: Iterable[Mapping[str, Any]], *, batch_size: int = 1000, dry_run: bool = False,
+                 schema: Mapping[str, Any] | None = None) -> list[Job]:
         """Add many jobs: each item is ``{"data": ..., "name": ..., "opts": {...snake_case options}}``.
 
         Everything is validated before the first write; each batch of ``batch_size`` jobs is one
         atomic script call, and all batches go in one round trip. ``dry_run`` validates and encodes
         only, writes nothing and returns an empty list.
         """
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        ops.bulk_batch_size(batch_size)
         now = now_ms()
-        writes: list[scripts.JobWrite] = []
-        cache: dict[str, dict[str, Any]] = {}
-        for index, item in enumerate(jobs):
-            if not isinstance(item, Mapping):
-                raise TypeError(f"add_bulk item {index}: expected a dict with 'data', 'name', 'opts', got {item!r}")
-            unknown = set(item) - {"data", "name", "opts"}
-            if unknown:
-                raise TypeError(f"add_bulk item {index}: unknown keys {sorted(unknown)} (use 'data', 'name', 'opts')")
-            opts = dict(item.get("opts") or {})
-            if "repeat" in opts:
-                raise ValueError(f"add_bulk item {index}: repeatable jobs must be added with add()")
-            try:
-                prepared = self._prepare(item.get("name"), item.get("data"), opts, now, cache)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"add_bulk item {index}: {exc}") from exc
-            writes.append(cast(_options.PreparedJob, prepared).write)
+        jobs = check_items(jobs, schema)
+        writes = ops.bulk_writes(jobs, lambda name, data, opts, cache: self._prepare(name, data, opts, now, cache))
         if dry_run:
             return []
-        calls = [
-            scripts.add_jobs(self.keys, self.token, writes[i : i + batch_size])
-            for i in range(0, len(writes), batch_size)
-        ]
-        added = [a for batch in self._runner.run_many(calls, transaction=False) for a in batch]
+        added = self._runner.drive(ops.add_bulk(self.keys, self.token, writes, batch_size))
         return [self._job_from_write(a, w) for a, w in zip(added, writes)]
 
     # --- repeatable jobs --------------------------------------------------------------------------------
-    def get_repeatable_jobs(self, start: int = 0, end: int = -1, asc: bool = False) -> list[_repeat.RepeatableJob]:
+    def get_repeatable_jobs(self, start: int = 0, end: int = -1, asc: bool = False) -> list[RepeatableJob]:
         """The repeatable job definitions, latest next run first (as Node orders them)."""
-        end = end or -1  # Node's `end || -1`: an end of 0 means "to the last", as in getRepeatableJobs
-        rows: list[tuple[Any, float]]
-        if asc:
-            rows = self.client.zrange(self.keys("repeat"), start, end, withscores=True)  # type: ignore[assignment]
-        else:
-            rows = self.client.zrevrange(self.keys("repeat"), start, end, withscores=True)  # type: ignore[assignment]
-        return [_repeat.parse_repeatable(_text(key), score) for key, score in rows]
+        return self._runner.read(reads.repeatable_jobs(self.keys, start, end, asc))
 
     def get_repeatable_count(self) -> int:
-        return int(self.client.zcard(self.keys("repeat")))
+        return self._runner.read(reads.repeatable_count(self.keys))
 
     def remove_repeatable(self, name: str | None = None, **repeat: Any) -> bool:
         """Remove a repeatable definition and its next iteration, named as when it was added.
@@ -341,25 +294,16 @@ class Queue:
         ``repeat`` takes the same keys as ``add(..., repeat={...})`` (cron/every, tz, end_date, job_id).
         Returns True when the definition existed.
         """
-        job_name = _options.check_name(name)
-        spec = _repeat.RepeatOptions.from_user(repeat)
-        key = _repeat.repeat_key(job_name, spec)
-        prefix = _repeat.iteration_prefix(job_name, spec, key)
-        return bool(self._run(scripts.remove_repeatable(self.keys, prefix, key)))
+        return bool(self._run(ops.remove_repeatable(self.keys, name, repeat)))
 
     def remove_repeatable_by_key(self, key: str) -> bool:
         """Remove a repeatable definition by the key ``get_repeatable_jobs()`` shows."""
-        job_name, spec = _repeat.key_to_repeat(key)
-        prefix = _repeat.iteration_prefix(job_name, spec, key)
-        return bool(self._run(scripts.remove_repeatable(self.keys, prefix, key)))
+        return bool(self._run(ops.remove_repeatable_by_key(self.keys, key)))
 
     # --- getters ----------------------------------------------------------------------------------------
     def get_job(self, job_id: str | int) -> Job | None:
         """The job with this id, or None when it does not exist."""
-        job_id = str(job_id)
-        with connection.unavailable_as_error(self.client):
-            fields = self.client.hgetall(self.keys.job(job_id))
-        record = self._record(job_id, fields)
+        record = self._runner.read(reads.job(self.keys, str(job_id), now_ms()))
         return None if record is None else Job(self, record)
 
     def get_job_counts(self, *types: str, plain: bool = False) -> dict[str, int]:
@@ -367,13 +311,7 @@ class Queue:
 
         ``plain`` reads with a plain pipeline, not a MULTI snapshot: what a ``+@read`` ACL user may run.
         """
-        names = _parse_types(types) or list(DEFAULT_COUNT_TYPES)
-        def fill(pipe: Any) -> None:
-            for state in names:
-                key = self.keys.state(state)
-                pipe.llen(key) if STATE_KEYS[state][1] == "list" else pipe.zcard(key)
-
-        return {state: int(n) for state, n in zip(names, self._read(fill, plain))}
+        return self._runner.read(reads.job_counts(self.keys, types, snapshot=not plain))
 
     def get_job_count_by_types(self, *types: str) -> int:
         return sum(self.get_job_counts(*types).values())
@@ -406,39 +344,15 @@ class Queue:
 
         ``plain`` reads with a plain pipeline, not a MULTI snapshot: what a ``+@read`` ACL user may run.
         """
-        # Node's getRanges keeps a state named twice (its ids then appear twice); so does bullpy.
-        names = _parse_types([types] if isinstance(types, str) else types, unique=False)
-        def fill(pipe: Any) -> None:
-            for state in names:
-                key = self.keys.state(state)
-                if STATE_KEYS[state][1] == "list":
-                    # Lists: asc reads from the head (the right end, next to run) by mirrored indexes.
-                    pipe.lrange(key, -(end + 1), -(start + 1)) if asc else pipe.lrange(key, start, end)
-                else:
-                    pipe.zrange(key, start, end) if asc else pipe.zrevrange(key, start, end)
-
-        ids: list[str] = []
-        for state, reply in zip(names, self._read(fill, plain)):
-            items = [_text(x) for x in reply]
-            if asc and STATE_KEYS[state][1] == "list":
-                items.reverse()
-            ids.extend(items)
-        return ids
+        return self._runner.read(reads.ranges(self.keys, types, start, end, asc, snapshot=not plain))
 
     def get_states(self, ids: Sequence[str]) -> dict[str, str]:
         """The state of many jobs in one round trip (``missing`` for ids whose job is gone)."""
-        calls = [scripts.get_state(self.keys, str(i)) for i in ids]
-        return dict(zip((str(i) for i in ids), self._runner.run_many(calls, transaction=False)))
+        return self._runner.drive(ops.get_states(self.keys, ids))
 
     def get_jobs_by_ids(self, ids: Sequence[str]) -> list[Job]:
         """Read many jobs in one round trip; ids whose hash is gone are skipped."""
-        with connection.unavailable_as_error(self.client):
-            with self.client.pipeline(transaction=False) as pipe:
-                for job_id in ids:
-                    pipe.hgetall(self.keys.job(job_id))
-                replies = pipe.execute()
-        now = now_ms()
-        return [Job(self, parse_job_hash(i, f, now)) for i, f in zip(ids, replies) if f]
+        return [Job(self, record) for record in self._runner.read(reads.jobs(self.keys, ids, now_ms()))]
 
     def get_job_fields(self, ids: Sequence[str], fields: Sequence[str], *, batch_size: int = 5000,
                        plain: bool = False) -> list[list[Any]]:
@@ -449,16 +363,7 @@ class Queue:
         whole jobs or moving stack traces and logs over the wire. ``plain`` reads with pipelined HMGETs
         instead of a script: what a ``+@read`` ACL user may run.
         """
-        batch_size = _options._int_option("batch_size", batch_size, 1)
-        if not fields:
-            raise ValueError("fields must name at least one hash field")
-        if plain:
-            return self._each(ids, lambda pipe, i: pipe.hmget(self.keys.job(i), list(fields)), batch_size)
-        rows: list[list[Any]] = []
-        for start in range(0, len(ids), batch_size):
-            rows.extend(self._run(scripts.get_job_fields(self.keys, [str(i) for i in ids[start : start + batch_size]],
-                                                         list(fields))))
-        return rows
+        return self._runner.drive(ops.get_job_fields(self.keys, ids, fields, batch_size, plain))
 
     def get_jobs(self, types: str | Sequence[str], start: int = 0, end: int = -1, asc: bool = False) -> list[Job]:
         """Jobs of the given states (Node's ``getJobs``); jobs removed meanwhile are skipped."""
@@ -485,28 +390,11 @@ class Queue:
 
     def get_job_logs(self, job_id: str | int, start: int = 0, end: int = -1, asc: bool = True) -> JobLogs:
         """A job's log rows (oldest first by default) and their total count."""
-        key = self.keys.logs(str(job_id))
-        def fill(pipe: Any) -> None:
-            pipe.lrange(key, start, end) if asc else pipe.lrange(key, -(end + 1), -(start + 1))
-            pipe.llen(key)
-
-        rows, count = self._read(fill)
-        logs = [_text(r) for r in rows]
-        if not asc:
-            logs.reverse()
-        return JobLogs(logs, int(count))
+        return self._runner.read(reads.job_logs(self.keys, str(job_id), start, end, asc))
 
     def get_count_per_priority(self, priorities: Iterable[int]) -> dict[int, int]:
         """Waiting jobs per priority (0 = jobs without a priority)."""
-        unique: list[int] = []
-        for p in priorities:
-            p = _options.validate_options({"priority": p})["priority"]
-            if p not in unique:
-                unique.append(p)
-        # Ascending keys, the order a JavaScript object with numeric keys has in Node's answer.
-        unique.sort()
-        counts = self._run(scripts.counts_per_priority(self.keys, [js_number_str(p) for p in unique]))
-        return dict(zip(unique, counts))
+        return self._runner.drive(ops.count_per_priority(self.keys, priorities))
 
     def get_workers(self) -> list[dict[str, str]]:
         """Connected workers (Node's ``getWorkers``): clients named ``prefix:base64(queue name)``.
@@ -515,10 +403,7 @@ class Queue:
         (ioredis sends CLIENT SETNAME to any node), where Node's own getWorkers, asking one random master,
         finds it only by luck.
         """
-        wanted = self.keys.worker_name
-        # Exact match: Node's prefix match would also count workers of queues whose base64 name starts the
-        # same (queue "abc" listing workers of "abcd").
-        return [{**entry, "name": self.name} for entry in self.server.client_list() if entry.get("name") == wanted]
+        return reads.workers_in(self.server.client_list(), self.keys)
 
     # --- management -------------------------------------------------------------------------------------
     def pause(self) -> None:
@@ -531,61 +416,47 @@ class Queue:
 
     def is_paused(self) -> bool:
         """True when the queue is globally paused (``meta-paused`` or BullMQ's ``meta.paused``)."""
-        def fill(pipe: Any) -> None:
-            pipe.exists(self.keys("meta-paused"))
-            pipe.hexists(self.keys("meta"), "paused")
-
-        flag, meta = self._read(fill)
-        return bool(flag) or bool(meta)
+        return self._runner.read(reads.is_paused(self.keys))
 
     def clean(self, grace_ms: int, status: str = "completed", limit: int = 0, *, dry_run: bool = False,
-              retry: RetryPolicy | None = None) -> list[str]:
-        """Remove jobs of ``status`` older than ``grace_ms`` (never locked ones); returns their ids.
+              retry: RetryPolicy | None = None, batch_size: int = 1000) -> list[str]:
+        """Remove jobs of ``status`` older than ``grace_ms`` (never locked ones); returns their ids, in Node's order.
 
+        Works in steps of at most ``batch_size`` jobs and a few milliseconds each, so Redis serves everyone
+        else meanwhile whatever the queue's size; the outcome is that of Node's one call, except that jobs
+        added, taken or removed during the clean may or may not be included (docs/divergences.md).
         ``dry_run`` walks the same jobs and returns the ids it would remove, removing nothing. ``retry``: a
-        policy under which a clean cut by a Redis restart or failover runs again (Bull's clean removes what
-        still matches, so the last run finishes the job and its ids are returned); default: one try.
+        policy under which a clean cut by a Redis restart or failover starts again (Bull's clean removes what
+        still matches) and the ids of every run are returned; default: one try.
         """
-        if status not in CLEAN_STATES:
-            raise ValueError(f"cannot clean unknown queue type {status!r}; use one of {', '.join(CLEAN_STATES)}")
-        grace = _options._ms("grace_ms", grace_ms)
-        limit = _options._int_option("limit", limit, 0)
+        plan = ops.plan_clean(grace_ms, status, limit, batch_size, now_ms())
+        taken: dict[str, None] = {}
 
         def run() -> list[str]:
-            return self._run(scripts.clean(self.keys, status, now_ms() - grace, limit, dry_run))  # type: ignore[no-any-return]
+            return self._runner.drive(ops.clean(self.keys, plan, dry_run, taken))
 
         return run() if retry is None else _retrying(run, client=self.client, what="clean", policy=retry)
 
-    def empty(self) -> int:
-        """Remove every waiting, paused and delayed job (atomically); returns how many."""
-        return int(self._run(scripts.empty(self.keys)))
+    def empty(self, *, batch_size: int = 1000) -> int:
+        """Remove every waiting, paused and delayed job; returns how many.
+
+        In steps of at most ``batch_size`` jobs and a few milliseconds each (Node's empty is not atomic
+        either): a job added during the empty may or may not be removed.
+        """
+        return self._runner.drive(ops.empty(self.keys, batch_size))
 
     def obliterate(self, *, force: bool = False, count: int = 1000) -> None:
-        """Delete the whole queue: pauses it, then removes jobs and keys in batches of ``count``.
+        """Delete the whole queue: pauses it, then removes jobs and keys in steps of at most ``count`` jobs
+        and a few milliseconds each.
 
         Refuses while jobs are active unless ``force``.
         """
-        count = _options._int_option("count", count, 1)
-        # Node checks the active list only after pausing; checking first leaves a busy queue running.
-        if not force and self.client.llen(self.keys("active")):
-            raise QueueHasActiveJobs(f"cannot obliterate queue {self.name!r}: it has active jobs (use force=True)")
-        self.pause()
-        while True:
-            code = int(self._run(scripts.obliterate(self.keys, count, force)))
-            if code == 0:
-                return
-            if code == -1:
-                raise QueueNotPaused(f"cannot obliterate queue {self.name!r}: it is not paused")
-            if code == -2:
-                raise QueueHasActiveJobs(f"cannot obliterate queue {self.name!r}: it has active jobs (use force=True)")
+        self._runner.drive(ops.obliterate(self.keys, force, count))
 
     def retry_jobs(self, count: int = 1000, *, state: str = "failed") -> None:
-        """Move every failed (or completed) job back to waiting, ``count`` per script call."""
-        if state not in ("failed", "completed"):
-            raise ValueError(f"state must be 'failed' or 'completed', got {state!r}")
-        count = _options._int_option("count", count, 1)
-        while self._run(scripts.retry_jobs(self.keys, state, count)):
-            pass
+        """Move every failed (or completed) job back to waiting, oldest first, at most ``count`` per script call
+        and a few milliseconds each; a job that fails meanwhile may or may not be moved."""
+        self._runner.drive(ops.retry_jobs(self.keys, count, state))
 
     def promote_jobs(self, ids: Sequence[str] | None = None, *, batch_size: int = 1000) -> list[str]:
         """Move delayed jobs (the given ids, else every delayed job) to waiting now; returns the ids moved.
@@ -593,59 +464,26 @@ class Queue:
         A bullpy addition (Node Bull promotes one job at a time): each job is Bull's own promote step,
         ``batch_size`` of them per round trip; ids that are not delayed are skipped.
         """
-        batch_size = _options._int_option("batch_size", batch_size, 1)
-        promoted: list[str] = []
+        return self._runner.drive(ops.promote_jobs(self.keys, self.token, ids, batch_size))
 
-        def run(batch: Sequence[str]) -> None:
-            replies = self._runner.run_many_raw([scripts.promote(self.keys, i, self.token) for i in batch])
-            promoted.extend(i for i, reply in zip(batch, replies) if reply == 0)
-
-        if ids is not None:
-            wanted = [str(i) for i in ids]
-            for start in range(0, len(wanted), batch_size):
-                run(wanted[start : start + batch_size])
-            return promoted
-        while True:
-            # Always the soonest-due window: promoted ids leave the set, skipped ones cannot be there.
-            batch = self.get_ranges(["delayed"], 0, batch_size - 1, asc=True)
-            if not batch:
-                return promoted
-            before = len(promoted)
-            run(batch)
-            if len(promoted) == before:
-                return promoted
-
-    def remove_jobs(self, pattern: str, *, dry_run: bool = False) -> list[str]:
+    def remove_jobs(self, pattern: str, *, dry_run: bool = False, batch_size: int = 1000) -> list[str]:
         """Remove every unlocked job whose id matches a glob pattern (``*`` for all); returns the ids.
 
-        ``dry_run`` returns the ids that would be removed and removes nothing.
+        ``dry_run`` returns the ids that would be removed and removes nothing. Works in steps of at most
+        ``batch_size`` jobs (or keys scanned) and a few milliseconds each: the wait, paused and active lists
+        are walked once for the matching jobs they hold, then the job hashes are scanned for the rest. A job
+        added during the removal may or may not be removed.
         """
-        if not isinstance(pattern, str) or not pattern:
-            raise ValueError("pattern must be a non-empty glob, e.g. '*' or 'campaign-*'")
-        removed: list[str] = []
-        cursor = "0"
-        while True:
-            cursor, ids = self._run(scripts.remove_jobs(self.keys, pattern, cursor, dry_run=dry_run))
-            removed.extend(ids)
-            if cursor == "0":
-                return removed
+        return self._runner.drive(ops.remove_jobs(self.keys, pattern, dry_run, batch_size))
 
     # --- for operators' tools ----------------------------------------------------------------------------
     def exists(self) -> bool:
         """True when Redis holds any key of this queue (none: a mistyped name or prefix, or another Redis)."""
-        # One round trip for any real queue; only a queue with none of these keys costs a SCAN, which stops
-        # at the first key found.
-        with connection.unavailable_as_error(self.client):
-            if self.client.exists(*(self.keys(k) for k in _PRESENCE_KEYS)):
-                return True
-            found = self.client.scan_iter(scripts.glob_escape(self.keys.base) + "*", count=1000)
-            return next(iter(found), None) is not None
+        return self._runner.drive(ops.exists(self.keys, _PRESENCE_KEYS))
 
     def get_lock_owner(self, job_id: str | int) -> str | None:
         """The token of the worker holding a job's lock, or None when the job is not locked."""
-        with connection.unavailable_as_error(self.client):
-            owner = self.client.get(self.keys.lock(str(job_id)))
-        return None if owner is None else _text(owner)
+        return self._runner.read(reads.lock_owner(self.keys, str(job_id)))
 
     def get_metrics(self, type: str, start: int = 0, end: int = -1) -> Metrics:
         """Bull's per-minute metrics of ``completed`` or ``failed`` jobs (Node's ``getMetrics``)."""
@@ -654,27 +492,20 @@ class Queue:
     def get_metrics_by_types(self, types: str | Sequence[str] = METRICS_TYPES, start: int = 0, end: int = -1
                              ) -> dict[str, Metrics]:
         """``get_metrics`` of several types (default: completed and failed) in one round trip, keyed by type."""
-        names = [types] if isinstance(types, str) else list(types)
-        for name in names:
-            if name not in METRICS_TYPES:
-                raise ValueError(f"unknown metrics type {name!r}; use one of {', '.join(METRICS_TYPES)}")
-        if not names:
+        if not types:
             return {}
+        return self._runner.read(reads.metrics(self.keys, types, start, end))
 
-        def fill(pipe: Any) -> None:
-            for name in names:
-                key = self.keys(f"metrics:{name}")
-                pipe.hmget(key, "count", "prevTS", "prevCount")
-                pipe.lrange(f"{key}:data", start, end)
-                pipe.llen(f"{key}:data")
+    def get_stats(self, finished_after: Mapping[str, float] | None = None, *, limit: int = 1000) -> QueueStats:
+        """What a monitor shows of the queue (``bullpy.exporter``), in at most two round trips whatever its size.
 
-        replies = self._read(fill)
-        out: dict[str, Metrics] = {}
-        for i, name in enumerate(names):
-            meta, data, points = replies[3 * i : 3 * i + 3]
-            count, prev_ts, prev_count = (int(value or 0) for value in meta)
-            out[name] = Metrics(count, prev_ts, prev_count, [int(x) for x in data], int(points))
-        return out
+        Counts (as ``get_job_counts()``), the pause flag, Bull's metrics counts, when the longest-waiting job
+        at either end of the wait list became ready, and, per state in ``finished_after`` (``completed``,
+        ``failed``: an epoch-ms score), the jobs that finished after it (newest first, at most ``limit``) with
+        their processing and waiting times, and how many there were in all. Reads only, no script: it answers
+        a read-only ACL user, and over ``maxmemory`` (MULTI refused) it reads with a plain pipeline.
+        """
+        return self._runner.drive(ops.get_stats(self.keys, finished_after, limit))
 
     # --- for inspection tools: plain commands only, so a ``+@read`` ACL user and an out-of-memory Redis answer --
     def _each(self, ids: Sequence[str], command: Callable[[Any, str], object], size: int = _BATCH) -> list[Any]:
@@ -753,18 +584,28 @@ class Queue:
             replies = pipe.execute()
         return {job_id for (job_id, _), found in zip(asked, replies) if found}
 
-    def count_workers(self) -> int | None:
-        """How many workers are connected (those ``get_workers`` lists), None where CLIENT LIST is refused."""
-        clients = self.server.clients()
-        wanted = self.keys.worker_name
-        return None if clients is None else sum(1 for entry in clients if entry.get("name") == wanted)
+    def count_workers(self, clients: Sequence[Mapping[str, str]] | None = None) -> int | None:
+        """How many workers are connected (those ``get_workers`` lists), None where CLIENT LIST is refused.
 
-    def chunk_writer(self, *, idempotent: bool, total: int, retry: RetryPolicy | None = None) -> ChunkWriter:
-        """``add_frame``'s writer: adds chunks of jobs in order through Redis restarts and failovers (see
-        ``bullpy._loading``); ``idempotent`` when the jobs carry ids; close it when done."""
+        ``clients``: a ``CLIENT LIST`` already read (``queue.server.clients()``), to count the workers of many
+        queues of one server from one read.
+        """
+        if clients is None:
+            clients = self.server.clients()
+        return None if clients is None else len(reads.workers_in(clients, self.keys))
+
+    def chunk_writer(self, *, idempotent: bool, total: int, retry: RetryPolicy | None = None, name: str | None = None,
+                     row_options: Sequence[str] = (), **options: Any) -> ChunkWriter:
+        """``add_frame``'s writer: adds chunks of jobs that share ``name`` and ``options`` (validated now, as
+        ``add`` would) in order, pipelined, through Redis restarts and failovers (see ``bullpy._loading``);
+        ``row_options`` name the options each row gives its own value of (``job_id``, ``delay``,
+        ``priority``, ``attempts``); ``idempotent`` when the jobs carry ids; close it when done."""
+        from ._core.rows import row_template
         from ._loading import ChunkWriter
 
-        return ChunkWriter(self, idempotent=idempotent, total=total, policy=retry)
+        template = row_template(name, options, defaults=self.default_job_options,
+                                known_backoffs=self.backoff_strategies, row_options=row_options)
+        return ChunkWriter(self, idempotent=idempotent, total=total, policy=retry, template=template)
 
 
 def find_queues(redis: str | _redis.Redis | Any | None = None, prefix: str = "bull", *,
@@ -775,15 +616,13 @@ def find_queues(redis: str | _redis.Redis | Any | None = None, prefix: str = "bu
     Every queue that ever held a job has its id counter ``prefix:<name>:id`` (Bull's addJob increments
     it even for custom job ids), so that key is what is looked for.
     """
-    if not isinstance(prefix, str) or not prefix:
-        raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+    pattern = ops.queue_id_pattern(prefix)
     target = connection.resolve_cluster(redis) if connection.wants_cluster(redis, cluster) else connection.resolve(redis)
-    pattern = scripts.glob_escape(prefix) + ":*:id"
     names: set[str] = set()
     for node in connection.masters(target):
         with connection.unavailable_as_error(node):
             for key in node.scan_iter(pattern, count=1000):
-                names.add(_text(key)[len(prefix) + 1 : -len(":id")])
+                names.add(ops.queue_name_of(key, prefix))
     return sorted(names)
 
 
@@ -793,19 +632,3 @@ def _job_id_of(key: str, base: str) -> str | None:
     if job_id in _STRUCTURE_HASHES or job_id in QUEUE_KEY_SUFFIXES or job_id.startswith(RESERVED_ID_PREFIXES):
         return None
     return job_id
-
-
-def _parse_types(types: Iterable[str], unique: bool = True) -> list[str]:
-    """Node's parseTypeArg: names or comma-separated names, validated (unknown names raise, where Node
-    silently drops them); de-duplicated for counts, which are keyed by name."""
-    out: list[str] = []
-    for item in types:
-        if not isinstance(item, str):
-            raise TypeError(f"job states are strings, got {item!r}")
-        for state in item.split(","):
-            state = state.strip()
-            if state not in STATE_KEYS:
-                raise ValueError(f"unknown job state {state!r}; use one of {', '.join(STATE_KEYS)}")
-            if not unique or state not in out:
-                out.append(state)
-    return out

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any, Generic, TypeVar
 
 from ..errors import error_for_code
-from .codec import text
+from .codec import HashFields, text
 from .keys import QueueKeys
 
 T = TypeVar("T")
@@ -127,6 +127,19 @@ def add_jobs(keys: QueueKeys, token: str, jobs: Sequence[JobWrite]) -> Call[list
     )
 
 
+def add_rows(keys: QueueKeys, token: str, row_args: Sequence[str],
+             parse: Callable[[Any], T]) -> Call[T]:
+    """add_jobs in its row layout: a chunk of jobs that share name and options (``rows.row_args`` builds the
+    arguments, ``rows.parse_rows_reply`` reads the reply)."""
+    return Call(
+        "add_jobs",
+        keys=[keys("wait"), keys("paused"), keys("meta-paused"), keys("id"), keys("delayed"),
+              keys("priority"), keys("repeat")],
+        args=[keys.base, token, *row_args],
+        parse=parse,
+    )
+
+
 # --- queue management ------------------------------------------------------------------------------------
 
 def pause(keys: QueueKeys, paused: bool) -> Call[int]:
@@ -139,39 +152,64 @@ def pause(keys: QueueKeys, paused: bool) -> Call[int]:
     )
 
 
-def empty(keys: QueueKeys) -> Call[int]:
+#: How long one step of a long operation (clean, empty, obliterate, remove_jobs, retry_jobs) may work, in
+#: microseconds, before it returns and lets Redis serve everyone else; the facade runs steps until the
+#: operation is done.
+#: A step that must then take marked jobs out of a long list (an LREM from the nearer end, ~25 ns an item)
+#: stops its loop early by that much, down to a quarter of this.
+STEP_BUDGET_US = 5000
+
+
+def _budget(budget_us: int | None) -> str:
+    return str(STEP_BUDGET_US if budget_us is None else budget_us)
+
+
+def _str_list(reply: Any) -> list[str]:
+    return [text(x) for x in reply]
+
+
+def empty(keys: QueueKeys, batch_size: int, budget_us: int | None = None) -> Call[tuple[int, bool]]:
+    """One step of ``empty``: (jobs removed, whether jobs are left)."""
     return Call(
         "empty",
         keys=[keys("wait"), keys("paused"), keys("delayed"), keys("priority"), keys("limiter"),
               keys("limiter:index")],
-        args=[keys.base],
-        parse=_int,
+        args=[keys.base, str(batch_size), _budget(budget_us)],
+        parse=lambda reply: (int(reply[0]), bool(int(reply[1]))),
     )
 
 
-def obliterate(keys: QueueKeys, count: int, force: bool) -> Call[int]:
+def obliterate(keys: QueueKeys, count: int, force: bool, budget_us: int | None = None) -> Call[int]:
     return Call(
         "obliterate",
         keys=[keys("meta-paused"), keys.base],
-        args=[str(count), "force" if force else ""],
+        args=[str(count), "force" if force else "", _budget(budget_us)],
         parse=_int,
     )
 
 
-def clean(keys: QueueKeys, state: str, cutoff_ms: int, limit: int, dry_run: bool = False) -> Call[list[str]]:
+def clean(
+    keys: QueueKeys, state: str, cutoff_ms: int, limit: int, dry_run: bool = False, *, remaining: int = 0,
+    batch_size: int = 1000, budget_us: int | None = None, cursor: Sequence[str] = (),
+) -> Call[tuple[list[str], list[str]]]:
+    """One step of ``clean``: (ids taken by this step, the cursor of the next step; empty when done).
+
+    ``remaining``: how many more jobs the step may take (0: no limit); ``limit`` sets Node's window size.
+    """
     return Call(
         "clean_jobs_in_set",
         keys=[keys(state), keys("priority")],
-        args=[keys.base, str(cutoff_ms), str(limit), state, "1" if dry_run else ""],
-        parse=lambda reply: [text(x) for x in reply],
+        args=[keys.base, str(cutoff_ms), str(limit), state, "1" if dry_run else "", str(remaining),
+              str(batch_size), _budget(budget_us), *cursor],
+        parse=lambda reply: (_str_list(reply[0]), _str_list(reply[1])),
     )
 
 
-def retry_jobs(keys: QueueKeys, state: str, count: int) -> Call[int]:
+def retry_jobs(keys: QueueKeys, state: str, count: int, budget_us: int | None = None) -> Call[int]:
     return Call(
         "retry_jobs",
         keys=[keys.base, keys(state), keys("wait"), keys("meta-paused"), keys("paused")],
-        args=[str(count), keys.base],
+        args=[str(count), keys.base, _budget(budget_us)],
         parse=_int,
     )
 
@@ -184,14 +222,41 @@ def glob_escape(text: str) -> str:
     return _GLOB.sub(r"\\\1", text)
 
 
-def remove_jobs(keys: QueueKeys, pattern: str, cursor: str, count: int = 1000,
-                dry_run: bool = False) -> Call[tuple[str, list[str]]]:
+@dataclass(frozen=True)
+class RemoveStep:
+    """What one step of remove_jobs answered."""
+
+    cursor: str           # the next SCAN cursor ("0": the scan is over; "" when ids were given)
+    removed: list[str]    # ids removed (on a dry run, that would be)
+    deferred: list[str]   # matching jobs in no sorted set: in a list, or orphans; left for the list walk
+    later: list[str]      # ids the step had no time for: pass them again
+
+
+def remove_jobs(keys: QueueKeys, pattern: str, cursor: str, count: int = 1000, dry_run: bool = False, *,
+                ids: Sequence[str] = (), orphans: bool = False,
+                budget_us: int | None = None) -> Call[RemoveStep]:
+    """One SCAN step of remove_jobs (or, with ``cursor=""``, the given ``ids``); ``orphans`` also removes
+    matching jobs that are in no sorted set (once the lists have been walked for them)."""
     return Call(
         "remove_jobs",
         keys=[keys("active"), keys("wait"), keys("delayed"), keys("paused"), keys("completed"),
               keys("failed"), keys("priority")],
-        args=[keys.base, glob_escape(keys.base) + pattern, cursor, str(count), "1" if dry_run else ""],
-        parse=lambda reply: (text(reply[0]), [text(x) for x in reply[1]]),
+        args=[keys.base, glob_escape(keys.base) + pattern, cursor, str(count), "1" if dry_run else "",
+              _budget(budget_us), "1" if orphans else "", *ids],
+        parse=lambda reply: RemoveStep(text(reply[0]), *(_str_list(reply[i]) for i in (1, 2, 3))),
+    )
+
+
+def remove_listed_jobs(keys: QueueKeys, state: str, pattern: str, cursor: Sequence[str], *,
+                       ids: Sequence[str] = (), batch_size: int = 1000,
+                       budget_us: int | None = None) -> Call[tuple[list[str], list[str]]]:
+    """One step of remove_jobs' walk over the ``state`` list: the jobs whose id matches ``pattern`` (or, with
+    ``pattern=""``, is one of ``ids``). Replies (removed ids, the next cursor; empty when done)."""
+    return Call(
+        "remove_listed_jobs",
+        keys=[keys(state), keys("delayed"), keys("completed"), keys("failed"), keys("priority")],
+        args=[keys.base, pattern, str(batch_size), _budget(budget_us), str(len(cursor)), *cursor, *ids],
+        parse=lambda reply: (_str_list(reply[0]), _str_list(reply[1])),
     )
 
 
@@ -297,15 +362,14 @@ class Taken:
     """A job a worker now holds: its id and raw hash fields."""
 
     id: str
-    fields: dict[str, str]
+    fields: HashFields  # as the client gives them (bytes, or str when it decodes): parse_job_hash decodes once
 
 
 def _parse_taken(reply: Any) -> Taken | None:
     if not reply or isinstance(reply, int):
         return None
-    flat, job_id = reply[0], text(reply[1])
-    fields = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
-    return Taken(job_id, fields)
+    flat = reply[0]
+    return Taken(text(reply[1]), dict(zip(flat[::2], flat[1::2])))
 
 
 @dataclass(frozen=True)
@@ -317,12 +381,21 @@ class Limiter:
     group_key: bool = False
 
 
+def _offset(clock_offset: int | None) -> str:
+    # The stamp's source: None stamps the now_ms given; an int reads Redis's clock inside the script and adds it.
+    return "" if clock_offset is None else str(clock_offset)
+
+
 def move_to_active(
-    keys: QueueKeys, token: str, lock_duration: int, now_ms: int, job_id: str = "", limiter: Limiter | None = None
+    keys: QueueKeys, token: str, lock_duration: int, now_ms: int, job_id: str = "", limiter: Limiter | None = None,
+    clock_offset: int | None = None,
 ) -> Call[Taken | None]:
     args = [keys.base, token, str(lock_duration), str(now_ms), job_id]
     if limiter is not None:
         args += [str(limiter.max), str(limiter.duration), "1" if limiter.group_key else ""]
+    else:
+        args += ["", "", ""]
+    args.append(_offset(clock_offset))
     return Call(
         "move_to_active",
         keys=[keys("wait"), keys("active"), keys("priority"), keys.channel("active", token), keys("stalled"),
@@ -353,7 +426,7 @@ def _finished_reply(job_id: str, command: str) -> Callable[[Any], Taken | None]:
 
 def move_to_completed(
     keys: QueueKeys, job_id: str, token: str, finished_on: int, returnvalue_json: str, keep: KeepJobs,
-    payload: str, fetch_next: bool, lock_duration: int, metrics_points: int | None,
+    payload: str, fetch_next: bool, lock_duration: int, metrics_points: int | None, clock_offset: int | None = None,
 ) -> Call[Taken | None]:
     return Call(
         "move_to_finished",
@@ -362,7 +435,7 @@ def move_to_completed(
         args=[job_id, str(finished_on), "returnvalue", returnvalue_json, token,
               "" if keep.count is None else str(keep.count), "" if keep.age is None else str(keep.age),
               payload, "1" if fetch_next else "0", keys.base, str(lock_duration),
-              "" if metrics_points is None else str(metrics_points)],
+              "" if metrics_points is None else str(metrics_points), _offset(clock_offset)],
         parse=_finished_reply(job_id, "finished"),
     )
 
@@ -383,7 +456,8 @@ class FailedAttempt:
 
 
 def move_to_failed(
-    keys: QueueKeys, job_id: str, token: str, attempt: FailedAttempt, metrics_points: int | None
+    keys: QueueKeys, job_id: str, token: str, attempt: FailedAttempt, metrics_points: int | None,
+    clock_offset: int | None = None,
 ) -> Call[int]:
     if attempt.next == "retry":
         arg7 = "RPUSH" if attempt.lifo else "LPUSH"
@@ -398,7 +472,8 @@ def move_to_failed(
               keys("delayed"), keys("meta-paused"), keys("paused"), keys("metrics:failed")],
         args=[job_id, token, attempt.stacktrace_json, attempt.reason, str(attempt.attempts_made), attempt.next,
               arg7, "" if keep.count is None else str(keep.count), "" if keep.age is None else str(keep.age),
-              attempt.payload, keys.base, "" if metrics_points is None else str(metrics_points)],
+              attempt.payload, keys.base, "" if metrics_points is None else str(metrics_points),
+              _offset(clock_offset)],
         parse=raise_for_code(job_id, {"retry": "retry", "delay": "delayed"}.get(attempt.next, "failed")),
     )
 
@@ -488,26 +563,35 @@ def _parse_raw_jobs(reply: Any) -> list[RawJob]:
     return out
 
 
-def _read_jobs(keys: QueueKeys, full: bool, mode: list[str]) -> Call[list[RawJob]]:
-    return Call("read_jobs", keys=_state_keys(keys), args=[keys.base, "all" if full else "ids", *mode],
-                parse=_parse_raw_jobs)
+def _read_jobs(keys: QueueKeys, full: bool, mode: list[str], locks: bool = True) -> Call[list[RawJob]]:
+    what = ("all" if locks else "hashes") if full else "ids"
+    return Call("read_jobs", keys=_state_keys(keys), args=[keys.base, what, *mode], parse=_parse_raw_jobs)
 
 
-def read_jobs_in_list(keys: QueueKeys, state: str, start: int, count: int, full: bool) -> Call[list[RawJob]]:
-    """``count`` ids of a list state from index ``start`` counted from the tail (the LPUSH end)."""
-    return _read_jobs(keys, full, ["list", str(STATE_INDEX[state]), str(start), str(count)])
+def read_jobs_in_list(keys: QueueKeys, state: str, start: int, count: int, full: bool,
+                      locks: bool = True) -> Call[list[RawJob]]:
+    """``count`` ids of a list state from index ``start`` counted from the tail (the LPUSH end); ``locks=False``
+    (full reads only) leaves the locks out (every job reads as unlocked): a key lookup less per job."""
+    return _read_jobs(keys, full, ["list", str(STATE_INDEX[state]), str(start), str(count)], locks)
 
 
 def read_jobs_in_zset(
-    keys: QueueKeys, state: str, min_score: float, offset: int, count: int, full: bool
+    keys: QueueKeys, state: str, min_score: float, offset: int, count: int, full: bool, locks: bool = True
 ) -> Call[list[RawJob]]:
     """``count`` members of a sorted-set state scored ``min_score`` or more, past the first ``offset`` of them."""
-    return _read_jobs(keys, full, ["zset", str(STATE_INDEX[state]), score_arg(min_score), str(offset), str(count)])
+    return _read_jobs(keys, full, ["zset", str(STATE_INDEX[state]), score_arg(min_score), str(offset), str(count)],
+                      locks)
 
 
 def read_jobs_by_id(keys: QueueKeys, ids: Sequence[str], full: bool) -> Call[list[RawJob]]:
     """These jobs, each looked up in every state (Node's getState order)."""
     return _read_jobs(keys, full, ["ids", *ids])
+
+
+def job_presence(keys: QueueKeys, ids: Sequence[str]) -> Call[list[tuple[bool, bool]]]:
+    """Per id: (the job hash exists, a worker holds its lock)."""
+    return Call("job_presence", keys=[keys("id")], args=[keys.base, *ids],
+                parse=lambda reply: [(flag != "0", flag == "2") for flag in text(reply)])
 
 
 @dataclass(frozen=True)

@@ -314,7 +314,7 @@ def jobs_frame(
     end: int = -1,
     fields: Sequence[str] | None = None,
     expand_data: bool = True,
-    chunk_size: int = 2500,
+    chunk_size: int = 1000,
 ) -> pd.DataFrame:
     """One row per job of the given states: id, state, name, data columns, options, times, parse_error.
 
@@ -338,7 +338,7 @@ def iter_jobs_frames(
     end: int = -1,
     fields: Sequence[str] | None = None,
     expand_data: bool = True,
-    chunk_size: int = 2500,
+    chunk_size: int = 1000,
 ) -> Iterator[pd.DataFrame]:
     """``jobs_frame`` about ``chunk_rows`` rows at a time, read as the frames are consumed: stream a queue
     bigger than memory (to Parquet, say). Concatenated, the frames are ``jobs_frame`` (their indexes run on);

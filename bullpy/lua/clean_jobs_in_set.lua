@@ -1,24 +1,35 @@
 --[[
-  Remove jobs of one state that are older than a cut-off (Bull's cleanJobsInSet-3, `queue.clean`).
+  One bounded step of "remove the jobs of one state older than a cut-off" (Bull's cleanJobsInSet-3,
+  `queue.clean`), which the caller repeats until the walk is over.
 
   KEYS[1] the state's key  KEYS[2] priority
   ARGV[1] base key  ARGV[2] cut-off ms (now - grace)  ARGV[3] limit (0 = no limit)
   ARGV[4] state: wait, active, paused, delayed, completed or failed
   ARGV[5] "1" for a dry run (bullpy's `clean --dry-run`): the same walk, nothing removed
-  Returns the removed ids (on a dry run, the ids that would be removed).
+  ARGV[6] how many more jobs may be taken in this step (0 = no limit)
+  ARGV[7] at most this many jobs visited  ARGV[8] time budget, microseconds
+  ARGV[9...] the cursor the last step returned (none for the first step)
+  Returns {ids removed in this step (on a dry run, that would be), the next cursor ({} when done)}.
 
   As in Node: locked jobs are never removed; a job's age is the first present of finishedOn,
-  processedOn, timestamp; lists are walked from the head (next to run) in windows of `limit`.
+  processedOn, timestamp; with a limit, lists are walked in windows of `limit` from the head, each window
+  read left to right; without one, every job is visited (lists from the head here: the caller reverses
+  the ids into Node's left-to-right order) and sets in score order.
   Divergences (safe): ages are compared as numbers (Node compares strings), a job with no time at all
   does not inherit the previous job's time (a Node loop bug), and `delayed` with a limit is walked by
   rank like the other sets (Node compares ms against ms*4096 delayed scores and never removes any).
 ]]
 local rcall = redis.call
 -- @include "remove_job_keys"
+-- @include "budget"
+-- @include "list_walk"
 local set_key, priority_key = KEYS[1], KEYS[2]
 local base, cutoff, limit, state = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local dry = ARGV[5] == "1"
-local is_list = state == "wait" or state == "active" or state == "paused"
+local remaining, batch = tonumber(ARGV[6]), tonumber(ARGV[7])
+budget_us = tonumber(ARGV[8])
+local cursor = {}
+for i = 9, #ARGV do cursor[#cursor + 1] = ARGV[i] end
 local finished = state == "completed" or state == "failed"
 
 local function is_old(job_key)
@@ -32,61 +43,70 @@ local function is_old(job_key)
   return true
 end
 
-local removed = {}
-local function consider(id)
+local taken = {}
+-- True when the job is taken (removed, or would be on a dry run).
+local function visit(id)
   local job_key = base .. id
-  if rcall("EXISTS", job_key .. ":lock") == 0 and is_old(job_key) then
-    if not dry then
-      rcall("ZREM", priority_key, id)
-      remove_job_keys(base, id, not finished)
-    end
-    removed[#removed + 1] = id
-    return true
+  if rcall("EXISTS", job_key .. ":lock") == 1 or not is_old(job_key) then return false end
+  taken[#taken + 1] = id
+  if not dry then
+    rcall("ZREM", priority_key, id)
+    remove_job_keys(base, id, not finished)
   end
-  return false
+  return true
 end
 
-if is_list then
-  -- Node's order: the whole list left to right, or windows of `limit` from the head end, each window
-  -- read left to right.
-  local start, stop = 0, -1
-  if limit > 0 then start = -limit end
-  while true do
-    local ids = rcall("LRANGE", set_key, start, stop)
-    if #ids == 0 then break end
-    for i, id in ipairs(ids) do
-      if limit > 0 and #removed >= limit then break end
-      if consider(id) and not dry then
-        if limit > 0 then
-          rcall("LSET", set_key, stop - #ids + i, "")
-        else
-          rcall("LSET", set_key, i - 1, "")
-        end
+local function enough()
+  return (remaining > 0 and #taken >= remaining) or over_budget(1)
+end
+
+-- Sets: in score order from the rank after the last kept job seen (the anchor), which stays put while
+-- the jobs before it are removed. With a limit (not for delayed) only scores in [0, cut-off] are walked,
+-- as Node's ZRANGEBYSCORE 0 cut-off.
+local function walk_set()
+  local by_score = limit > 0 and state ~= "delayed"
+  local anchor, anchor_score = cursor[2] or "", cursor[3] or ""
+  local start = 0
+  if anchor ~= "" then
+    local rank = rcall("ZRANK", set_key, anchor)
+    if rank then
+      start = rank + 1
+    else
+      -- The anchor went meanwhile: go back to its score (jobs kept at that score are looked at again).
+      start = rcall("ZCOUNT", set_key, "-inf", "(" .. anchor_score)
+    end
+  elseif by_score then
+    start = rcall("ZCOUNT", set_key, "-inf", "(0")
+  end
+  local visited = 0
+  while visited < batch do
+    local m = math.min(batch - visited, LIST_READ)
+    local items = rcall("ZRANGE", set_key, start, start + m - 1, "WITHSCORES")
+    for i = 1, #items, 2 do
+      local id, score = items[i], items[i + 1]
+      if by_score and tonumber(score) > cutoff then return nil end
+      if visited > 0 and enough() then return {"Z", anchor, anchor_score} end
+      visited = visited + 1
+      if visit(id) and not dry then
+        rcall("ZREM", set_key, id)
+      else
+        start, anchor, anchor_score = start + 1, id, score
       end
     end
-    if limit <= 0 or #removed >= limit then break end
-    start, stop = start - limit, stop - limit
+    if #items < 2 * m then return nil end
   end
-  rcall("LREM", set_key, 0, "")
-else
-  local offset = 0
-  local window = limit > 0 and limit or 1000
-  while true do
-    local ids
-    if state == "delayed" or limit <= 0 then
-      ids = rcall("ZRANGE", set_key, offset, offset + window - 1)
-    else
-      ids = rcall("ZRANGEBYSCORE", set_key, 0, cutoff, "LIMIT", offset, window)
-    end
-    if #ids == 0 then break end
-    local kept = 0
-    for _, id in ipairs(ids) do
-      if limit > 0 and #removed >= limit then break end
-      -- A dry run leaves the id in the set, so the next window starts after it.
-      if consider(id) and not dry then rcall("ZREM", set_key, id) else kept = kept + 1 end
-    end
-    if limit > 0 and #removed >= limit then break end
-    offset = offset + kept
-  end
+  return {"Z", anchor, anchor_score}
 end
-return removed
+
+local next_cursor
+if state == "wait" or state == "active" or state == "paused" then
+  local leaves = function(id) return visit(id) and not dry end
+  if limit > 0 then
+    next_cursor = walk_windows(set_key, cursor, limit, batch, leaves, enough)
+  else
+    next_cursor = walk_list(set_key, cursor, batch, leaves, enough)
+  end
+else
+  next_cursor = walk_set()
+end
+return {taken, next_cursor or {}}

@@ -1,29 +1,55 @@
 --[[
-  Remove every waiting, paused and delayed job (Bull's `queue.empty()`, which Node runs as two
-  non-atomic MULTI blocks).
+  One bounded step of "remove every waiting, paused and delayed job" (Bull's `queue.empty()`, which Node
+  runs as two non-atomic MULTI blocks); the caller repeats it until nothing is left.
 
   KEYS[1] wait KEYS[2] paused KEYS[3] delayed KEYS[4] priority KEYS[5] limiter KEYS[6] limiter:index
-  ARGV[1] base key
-  Returns the number of jobs removed.
+  ARGV[1] base key  ARGV[2] at most this many jobs per step  ARGV[3] time budget, microseconds
+  Returns {jobs removed by this step, 1 when jobs are left (call again) or 0}.
 
-  Divergences (safe): atomic; the hashes (and logs) of delayed jobs are deleted too, where Node leaves
-  them orphaned; the queue's paused state is left as it is, where Node deletes `meta-paused` but keeps
+  Jobs go from the head (next to run) of wait, then of paused, then the soonest-due delayed ones. The
+  step that finds all three empty also deletes priority, the limiter counter, limiter:index and the
+  limited sets, as Node's empty does.
+  Divergences (safe): the hashes (and logs) of delayed jobs are deleted too, where Node leaves them
+  orphaned; the queue's paused state is left as it is, where Node deletes `meta-paused` but keeps
   `meta.paused` (the queue then runs while reporting itself paused).
 ]]
 local rcall = redis.call
 -- @include "remove_job_keys"
-local base = ARGV[1]
+-- @include "budget"
+local base, batch = ARGV[1], tonumber(ARGV[2])
+budget_us = tonumber(ARGV[3])
 local removed = 0
-for _, key in ipairs({KEYS[1], KEYS[2]}) do
-  for _, id in ipairs(rcall("LRANGE", key, 0, -1)) do
+
+-- Removes the jobs of `ids` in order until the budget is spent; returns how many went.
+local function drop(ids)
+  local n = 0
+  for _, id in ipairs(ids) do
+    if removed + n > 0 and over_budget(1) then break end
     remove_job_keys(base, id, true)
-    removed = removed + 1
+    n = n + 1
+  end
+  for i = 1, n, 5000 do rcall("ZREM", KEYS[4], unpack(ids, i, math.min(i + 4999, n))) end
+  removed = removed + n
+  return n
+end
+
+for _, key in ipairs({KEYS[1], KEYS[2]}) do
+  if removed < batch then
+    local ids = rcall("LRANGE", key, removed - batch, -1)
+    local head_first = {}
+    for i = #ids, 1, -1 do head_first[#head_first + 1] = ids[i] end
+    local n = drop(head_first)
+    if n > 0 then rcall("LTRIM", key, 0, -n - 1) end
+    if n < #ids then return {removed, 1} end
   end
 end
-for _, id in ipairs(rcall("ZRANGE", KEYS[3], 0, -1)) do
-  remove_job_keys(base, id, true)
-  removed = removed + 1
+if removed < batch then
+  local ids = rcall("ZRANGE", KEYS[3], 0, batch - removed - 1)
+  local n = drop(ids)
+  if n > 0 then rcall("ZREMRANGEBYRANK", KEYS[3], 0, n - 1) end
+  if n < #ids then return {removed, 1} end
 end
-for _, key in ipairs(rcall("HVALS", KEYS[6])) do rcall("DEL", key) end
-rcall("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[5] .. ":limited")
-return removed
+if rcall("EXISTS", KEYS[1], KEYS[2], KEYS[3]) > 0 then return {removed, 1} end
+for _, key in ipairs(rcall("HVALS", KEYS[6])) do rcall("UNLINK", key) end
+rcall("UNLINK", KEYS[4], KEYS[5], KEYS[6], KEYS[5] .. ":limited")
+return {removed, 0}
