@@ -74,7 +74,7 @@ def _unpacked() -> Path:
     work = Path(tempfile.mkdtemp(prefix=".bridge-", dir=target.parent))
     try:
         shutil.copytree(_PACKAGED, work, dirs_exist_ok=True)
-        _npm_ci(work, target)
+        _npm_ci(work, target, omit_dev=True)  # the test-only peers' packages (Bull 3, BullMQ) are not needed
         (work / _READY).write_text("npm ci done\n", encoding="utf-8")
         try:
             work.rename(target)
@@ -87,13 +87,14 @@ def _unpacked() -> Path:
     return target
 
 
-def _npm_ci(folder: Path, shown: Path) -> None:
+def _npm_ci(folder: Path, shown: Path, *, omit_dev: bool = False) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise NodeUnavailable(f"installing the Node worker's packages in {shown} needs npm (it comes with Node.js >= 18): "
                            "install it, then retry")
     print(f"bullpy: installing the Node worker's packages (npm ci) in {shown} (first use only)", file=sys.stderr)
-    run = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=folder, capture_output=True, text=True, check=False)
+    command = [npm, "ci", "--no-audit", "--no-fund"] + (["--omit=dev"] if omit_dev else [])
+    run = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         print(run.stdout + run.stderr, file=sys.stderr, end="")
         errors = [line for line in run.stderr.splitlines() if line.strip()]
