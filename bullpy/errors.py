@@ -11,6 +11,7 @@ The tree::
     │   └── LockMismatch                      -6  the lock is held by another worker's token
     ├── JobTimeout (TimeoutError)             a handler ran past the job's ``timeout`` (Node's message)
     ├── MissingHandler (LookupError)          a worker has no handler for a job's name (Node's message)
+    ├── HandlerNotFound (ImportError)         a service's ``module:function`` handler cannot be loaded
     ├── UnknownBackoff (ValueError)           a job names a backoff type no strategy handles
     ├── FrameError (ValueError)               a campaign frame is not valid; names the rows
     ├── ExportFormatError (ValueError)        an export file is malformed, truncated or altered
@@ -26,6 +27,9 @@ The tree::
     │   └── RedisReadOnly                     READONLY: connected to a replica, writes go to the primary
     ├── MissingDependency (ImportError)       an optional extra is not installed
     └── NodeUnavailable (RuntimeError)        the Node worker (bullpy demo, bullpy.bridge) cannot run here
+
+Warnings: ``NumericIdentifierWarning`` (UserWarning), an integer column of identifiers about to be written as
+JSON numbers (``add_frame``).
 
 Bad arguments raise the builtin ``ValueError``/``TypeError`` before anything reaches Redis.
 redis-py's own errors pass through unwrapped unless bullpy can add facts to them: where the server is, which
@@ -164,6 +168,10 @@ class MissingHandler(BullError, LookupError):
     """No handler for the job's name and no ``*`` catch-all (Node's message)."""
 
 
+class HandlerNotFound(BullError, ImportError):
+    """``bullpy worker``'s ``module:function`` (or ``module:mapping``) names nothing that can handle jobs."""
+
+
 class UnknownBackoff(BullError, ValueError):
     """The job names a backoff type that neither Bull nor this worker's strategies know."""
 
@@ -179,6 +187,12 @@ class FrameError(BullError, ValueError):
         more = f" and {len(rows) - _ROWS_SHOWN} more" if len(rows) > _ROWS_SHOWN else ""
         super().__init__(f"{message}" + (f" (rows {shown}{more})" if rows else ""))
         self.rows = list(rows)
+
+
+class NumericIdentifierWarning(UserWarning):
+    """A frame column of integers that look like identifiers (8 digits or more: phone numbers, customer ids) is
+    about to be written as JSON numbers, which a worker expecting text (``number.includes(...)``) fails on.
+    Silence it by converting the column (``df[c].astype(str)``) or by declaring ``schema={c: int}``."""
 
 
 class ExportFormatError(BullError, ValueError):

@@ -14,6 +14,10 @@ import pytest
 import redis
 
 import bullpy
+from bullpy import _housekeeping
+from bullpy._core import scripts
+from bullpy._core.scripts import KeepJobs
+from bullpy.utils import now_ms
 from bullpy.worker import Worker
 
 from .conftest import wait_until
@@ -172,6 +176,93 @@ def test_bad_settings_are_refused(queue: bullpy.Queue) -> None:
         Worker(queue).run()
     with pytest.raises(ValueError, match="no handler"):
         Worker(queue).start()
+
+
+def test_finishing_and_taking_scripts_stamp_the_time_they_run(queue: bullpy.Queue, redis_client: redis.Redis) -> None:
+    # With a clock offset the scripts read Redis's clock when they run: a stamp read long before sending
+    # (a thread switch, a batch waiting its turn) no longer shows. Without one they stamp what they are given.
+    first, second = queue.add({}), queue.add({})
+    assert first and second
+    stale = now_ms() - 60_000
+    taken = queue._run(scripts.move_to_active(queue.keys, queue.token, 30_000, stale, clock_offset=0))
+    assert taken.id == first.id
+    processed = int(redis_client.hget(queue.keys.job(first.id), "processedOn"))
+    assert first.timestamp <= processed <= now_ms()
+    nxt = queue._run(scripts.move_to_completed(
+        queue.keys, first.id, queue.token, stale, "null", KeepJobs(), "{}", True, 30_000, None, clock_offset=0))
+    assert nxt.id == second.id
+    done = queue.get_job(first.id)
+    taken_next = queue.get_job(second.id)
+    assert done and taken_next
+    assert processed <= done.finished_on == taken_next.processed_on <= now_ms()  # type: ignore[operator]
+    queue._run(scripts.move_to_completed(
+        queue.keys, second.id, queue.token, stale, "null", KeepJobs(), "{}", False, 30_000, None))
+    assert queue.get_job(second.id).finished_on == stale  # type: ignore[union-attr]
+
+
+def test_stamps_keep_the_workers_clock_when_it_differs_from_redis(
+        queue: bullpy.Queue, make_worker: Callable[..., Worker], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker whose clock runs 5 s ahead of Redis's measures that offset and stamps its own time, as a Node
+    # worker on that host would.
+    real = time.time_ns
+    monkeypatch.setattr(_housekeeping.time, "time_ns", lambda: real() + 5_000_000_000)
+    make_worker(lambda job: None)
+    job = queue.add({})
+    assert job
+    wait_until(lambda: queue.get_completed_count() == 1)
+    done = queue.get_job(job.id)
+    assert done and done.processed_on and done.finished_on and done.timestamp
+    assert 4_900 <= done.processed_on - done.timestamp <= 6_000
+    assert done.processed_on <= done.finished_on
+
+
+def test_close_gives_running_jobs_back_after_a_timeout(queue: bullpy.Queue, make_queue: Callable[..., bullpy.Queue],
+                                                        redis_client: redis.Redis) -> None:
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def stuck(job: bullpy.Job) -> str:
+        started.release()
+        release.wait(10)
+        return "from the closed worker"
+
+    worker = Worker(queue, stuck, concurrency=2, lock_duration=600, stalled_interval=300).start()
+    jobs = [queue.add({"n": i}) for i in range(3)]
+    assert started.acquire(timeout=5) and started.acquire(timeout=5)
+    t0 = time.monotonic()
+    worker.close(timeout=0.3)  # the running jobs do not finish in time: still closing
+    assert time.monotonic() - t0 < 2
+    assert len(worker.running_jobs()) == 2
+    worker.close(force=True)  # give them back, as Node's close(true)
+    assert not worker.running
+    held = {j.id for j in worker.running_jobs()}
+    assert queue.get_job_counts()["active"] == 2 and queue.get_job_counts()["waiting"] == 1
+    release.set()  # the old handlers return: their results are no longer sent
+    other = make_queue(queue.name)
+    Worker(other, lambda job: "recovered", lock_duration=600, stalled_interval=300).start()
+    wait_until(lambda: queue.get_completed_count() == 3, 10)
+    for job in jobs:
+        assert job
+        done = queue.get_job(job.id)
+        assert done and done.returnvalue == "recovered"
+        assert redis_client.hget(queue.keys.job(job.id), "stalledCounter") == ("1" if job.id in held else None)
+    other.close()
+
+
+def test_a_handler_calling_sys_exit_abandons_its_job_and_the_worker_goes_on(
+        queue: bullpy.Queue, make_worker: Callable[..., Worker]) -> None:
+    def handler(job: bullpy.Job) -> int:
+        if job.data["n"] == 0:
+            raise SystemExit(3)
+        return int(job.data["n"])
+
+    worker = make_worker(handler, concurrency=2)
+    queue.add({"n": 0})
+    for n in range(1, 6):
+        queue.add({"n": n})
+    wait_until(lambda: queue.get_completed_count() == 5)
+    assert queue.get_job_counts()["active"] == 1  # left to the stalled check, as a crashed worker leaves it
+    worker.close(timeout=5)
+    assert not worker.running
 
 
 def test_worker_survives_a_redis_restart(make_redis_server: Callable[..., Any]) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .codec import JobRecord, delayed_score, js_parse_int, to_json
 from ..errors import UnknownBackoff
+from .codec import JobRecord, delayed_score, js_parse_int, to_json
 from .scripts import FailedAttempt, KeepJobs
 
 #: A custom backoff strategy: (attempts_made, error, options) -> delay ms, 0/None to retry now, -1 to stop.
@@ -114,3 +114,20 @@ def failed_attempt(
         score = delayed_score(now_ms + int(delay), record.id)
         return FailureDecision(replace(failing, next="delay", delayed_score=score), final=False)
     return FailureDecision(replace(failing, next="retry", lifo=bool(record.opts.get("lifo"))), final=False)
+
+
+def clock_offset(current_ms: int, sent_us: int, server_us: int, received_us: int) -> int:
+    """The worker's clock minus Redis's, in ms, from one ``TIME`` round trip (bullpy's own, not Node's).
+
+    Node stamps processedOn/finishedOn with its ``Date.now()`` before it sends the script; bullpy's scripts
+    read Redis's clock when they run and add this offset, so the stamps are still the worker's clock, but
+    never older than the script (a stamp read before a thread switch or a batch could precede the creation of
+    a job the script then takes). The offsets the round trip allows lie between ``sent - server`` and
+    ``received - server``: ``current_ms`` is kept while it lies there (a millisecond of rounding allowed), else
+    the allowed value nearest 0 is taken. On one clock 0 is always allowed, so the offset stays 0.
+    """
+    low, high = sent_us - server_us, received_us - server_us
+    if low - 1000 <= current_ms * 1000 <= high + 1000:
+        return current_ms
+    nearest = min(max(0, low), high)
+    return round(nearest / 1000)

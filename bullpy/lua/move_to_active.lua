@@ -6,6 +6,7 @@
   ARGV[1] base key  ARGV[2] token  ARGV[3] lock duration (ms)  ARGV[4] now (ms)
   ARGV[5] job id already moved by BLMOVE, or ""
   ARGV[6] limiter max or ""  ARGV[7] limiter duration (ms)  ARGV[8] "1" when grouping by job id suffix
+  ARGV[9] the worker's clock offset from Redis's (ms), or "" to stamp ARGV[4] (see includes/stamp_time)
 
   Returns {hash fields, id}, or nil when there was no job (publishes `drained`) or the job was
   rate-limited (parked in `delayed`).
@@ -14,9 +15,10 @@
   there is no bounceBack; a limited job is always parked in `delayed` (Node's bounceBack drops it).
 ]]
 local rcall = redis.call
+-- @include "stamp_time"
 -- @include "take_job"
 
-local function rate_limited(job_id, max_jobs)
+local function rate_limited(job_id, max_jobs, now)
   local duration = tonumber(ARGV[7])
   local counter_key = KEYS[6]
   local index_key = counter_key .. ":index"
@@ -40,7 +42,7 @@ local function rate_limited(job_id, max_jobs)
     delay = tonumber(rcall("PTTL", counter_key)) + ((counter - max_jobs) * duration) / max_jobs
   end
   if delay > 0 then
-    local due = delay + tonumber(ARGV[4])
+    local due = delay + now
     rcall("ZADD", KEYS[7], due * 4096 + (counter % 4096), job_id)
     rcall("PUBLISH", KEYS[7], due)
     rcall("SADD", limited_key, job_id)
@@ -66,8 +68,9 @@ if not job_id then
   rcall("PUBLISH", KEYS[8], "")
   return nil
 end
+local now = stamp_time(ARGV[4], ARGV[9])
 local max_jobs = tonumber(ARGV[6])
-if max_jobs and rate_limited(job_id, max_jobs) then
+if max_jobs and rate_limited(job_id, max_jobs, now) then
   return nil
 end
-return take_job(ARGV[1], job_id, ARGV[2], ARGV[3], ARGV[4], KEYS[3], KEYS[4])
+return take_job(ARGV[1], job_id, ARGV[2], ARGV[3], now, KEYS[3], KEYS[4])

@@ -9,11 +9,13 @@
   ARGV[7] retry: "LPUSH"/"RPUSH"; delay: the delayed score (due*4096 + low bits); fail: finished on
   ARGV[8] fail: keep count or ""  ARGV[9] fail: keep age (s) or ""  ARGV[10] fail: event payload
   ARGV[11] base key  ARGV[12] metrics max data points or ""
+  ARGV[13] fail: the worker's clock offset from Redis's (ms), or "" to stamp ARGV[7] as finishedOn
 
   Returns 0, or -1 (no job), -2 (no lock), -6 (another worker's lock), -3 (not active). As in Node, the
   attempt (stacktrace, failedReason, attemptsMade) is saved even when the move is then refused.
 ]]
 local rcall = redis.call
+-- @include "stamp_time"
 -- @include "lock_check"
 -- @include "target_list"
 -- @include "priority_insert"
@@ -43,7 +45,8 @@ elseif mode == "delay" then
   rcall("ZADD", KEYS[7], score, id)
   rcall("PUBLISH", KEYS[7], score / 4096)
 else
-  finish_job(base, job_key, id, KEYS[2], "failedReason", ARGV[4], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]),
+  finish_job(base, job_key, id, KEYS[2], "failedReason", ARGV[4], stamp_time(ARGV[7], ARGV[13]), tonumber(ARGV[8]),
+    tonumber(ARGV[9]),
     KEYS[10], ARGV[12], ARGV[10])
 end
 return 0

@@ -8,7 +8,13 @@ import pytest
 
 from bullpy._core.codec import parse_job_hash
 from bullpy._core.scripts import KeepJobs
-from bullpy._core.work import backoff_delay, completed_payload, failed_attempt, keep_jobs
+from bullpy._core.work import (
+    backoff_delay,
+    clock_offset,
+    completed_payload,
+    failed_attempt,
+    keep_jobs,
+)
 
 
 @pytest.mark.parametrize(("option", "expected"), [
@@ -72,3 +78,17 @@ def test_stacktrace_appends_and_keeps_the_last_limit() -> None:
 def test_completed_payload_is_nodes() -> None:
     assert completed_payload("2", None) == '{"jobId":"2"}'
     assert completed_payload("3", '"a string"') == '{"jobId":"3","val":"\\"a string\\""}'
+
+
+@pytest.mark.parametrize(("current", "sent", "server", "received", "expected"), [
+    (0, 1_000_000, 1_000_300, 1_000_900, 0),            # one clock: the server's reading lies inside the trip
+    (0, 1_000_000, 1_000_000, 1_000_000, 0),
+    (0, 1_000_000, 990_000, 1_000_400, 10),             # the worker is 10 ms ahead: nearest allowed value
+    (0, 1_000_000, 1_250_000, 1_000_400, -250),         # the worker is 250 ms behind
+    (10, 1_000_000, 990_000, 1_000_400, 10),            # kept while the trip allows it (within a ms of rounding)
+    (11, 1_000_000, 990_000, 1_000_400, 11),
+    (13, 1_000_000, 990_000, 1_000_400, 10),            # no longer allowed: re-measured
+    (10, 1_000_000, 1_000_200, 1_000_400, 0),           # back on one clock
+])
+def test_clock_offset(current: int, sent: int, server: int, received: int, expected: int) -> None:
+    assert clock_offset(current, sent, server, received) == expected

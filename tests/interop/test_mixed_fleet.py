@@ -429,6 +429,8 @@ def test_python_stalled_check_recovers_a_dead_workers_job_and_node_sees_it(
     worker = Worker(queue, make_handler(), stalled_interval=300, lock_duration=1000).start()
     events = bull.wait_for_events(pq, "global:stalled", timeout=10)
     assert [e["args"] for e in events] == [[job.id]]
+    # The local event follows the script's reply (and a read of the job): Node may hear the global one first.
+    settle(lambda: len(recorder.stalled), 1, timeout=5)
     assert recorder.stalled == [job.id]
     assert not [e for e in bull.events(pq) if e["event"] == "stalled"], "Node's own check recovered it"
     done = _wait_state(queue, job.id, bullpy.JobState.COMPLETED)
