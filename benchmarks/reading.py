@@ -338,6 +338,15 @@ def main() -> None:
             rows.append(("jobs_frame / Node getJobs + toJSON",
                          f"Node not measured ({ours_rate:,.0f} rows/s for bullpy): run `cd bridge && npm ci`", "≥ 2x", ""))
 
+        print("bullpy jobs --state waiting --grep (a text no job holds: every waiting job is searched)", flush=True)
+        cli = [sys.executable, "-m", "bullpy.cli", "--redis", server.url, "--prefix", prefix, "jobs", "big",
+               "--state", "waiting", "--grep", "no-such-text-anywhere", "-n", "20", "--format", "json"]
+        t0 = time.perf_counter()
+        subprocess.run(cli, check=True, capture_output=True)
+        grep_s = time.perf_counter() - t0
+        rows.append((f"bullpy jobs --grep over {counts['wait']:,} waiting jobs: seconds", f"{grep_s:.2f}", "≤ 5",
+                     f"{5 / grep_s:.2f}"))
+
         print("export and import", flush=True)
         path = os.path.join(folder, "big.bullpy")
         exported = py(server, "transfer", server.url, prefix, "big", "export", path, target_prefix)

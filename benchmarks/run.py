@@ -635,11 +635,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 worker jobs, 10,000 producer jobs, 1 run each")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--no-pin", action="store_true", help="do not pin client processes with taskset")
-    parser.add_argument("--only", default="workers,producing,reading,memory,cli",
+    parser.add_argument("--only", default="workers,producing,reading,memory,cli,scale,million",
                         help="comma-separated sections to run (default: all five)")
     parser.add_argument("--cli-jobs", type=int, help="size of the large queue of the cli section "
                         "(default 1,000,000; 20,000 with --quick)")
     parser.add_argument("--memory-rows", type=int, help="rows of the memory run (default 1,000,000; 50,000 with --quick)")
+    parser.add_argument("--scale-jobs", type=int, help="queue size of the scale and million sections "
+                        "(default 1,000,000; 50,000 with --quick)")
     parser.add_argument("--out", default=str(HERE / "results.md"))
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -691,6 +693,18 @@ def main() -> None:
     finally:
         bench.cleanup()
     table = bench.markdown(worker_jobs, produce_jobs)
+    # The production-size sections fill their own private redis-server (so SLOWLOG and memory belong to
+    # them alone); each is its own script, run here so one command measures every target.
+    scale_jobs = args.scale_jobs or (50_000 if args.quick else 1_000_000)
+    for section, script, title in (
+        ("scale", "scale.py", "Management on a queue of {n:,} jobs: no single Redis command over 20 ms"),
+        ("million", "reading.py", "Reading, export and import at {n:,} jobs"),
+    ):
+        if section in sections:
+            out = HERE / f"{section}.md"
+            subprocess.run([sys.executable, str(HERE / script), "--jobs", str(scale_jobs), "--out", str(out)],
+                           check=True)
+            table += f"\n#### {title.format(n=scale_jobs)}\n\n" + out.read_text(encoding="utf-8")
     Path(args.out).write_text(table, encoding="utf-8")
     print()
     print(table)
