@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import redis as _redis
 
+from ._core.keys import READ_ONLY_SCRIPTS
 from ._core.ops import Batch, Op, Step, run_sync
 from ._core.reads import Read
 from ._core.scripts import SOURCES, Call
@@ -22,8 +23,12 @@ class ScriptRunner:
     def __init__(self, client: _redis.Redis) -> None:
         self.client = client
         self._scripts: dict[str, Any] = {}
+        #: Set by a Queue that may only be read: every script but the read-only ones raises ValueError(it).
+        self.write_refusal: str | None = None
 
     def script(self, name: str) -> Any:
+        if self.write_refusal is not None and name not in READ_ONLY_SCRIPTS:
+            raise ValueError(f"{name}: {self.write_refusal}")
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.client.register_script(SOURCES[name])

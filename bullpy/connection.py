@@ -107,10 +107,10 @@ def env_url(environ: Mapping[str, str] | None = None) -> str | None:
     host = env.get("REDIS_HOST") or "127.0.0.1"
     port = env.get("REDIS_PORT") or "6379"
     db = env.get("REDIS_DB") or "0"
-    if not port.isdigit():
-        raise ValueError(f"REDIS_PORT must be a number, got {port!r}")
-    if not db.isdigit():
-        raise ValueError(f"REDIS_DB must be a number, got {db!r}")
+    if not _DIGITS.fullmatch(port) or not 0 < int(port) < 65536:
+        raise ValueError(f"REDIS_PORT must be a port number (1-65535), got {port!r}")
+    if not _DIGITS.fullmatch(db):
+        raise ValueError(f"REDIS_DB must be a non-negative integer (a db number), got {db!r}")
     password = env.get("REDIS_PASSWORD")
     auth = f":{_quote(password)}@" if password else ""
     return f"redis://{auth}{host}:{port}/{db}"
@@ -121,8 +121,8 @@ def _sentinel_env_url(env: Mapping[str, str]) -> str:
     if not name:
         raise ValueError("REDIS_SENTINELS is set but REDIS_SENTINEL_NAME (the monitored service name) is not")
     db = env.get("REDIS_DB") or "0"
-    if not db.isdigit():
-        raise ValueError(f"REDIS_DB must be a number, got {db!r}")
+    if not _DIGITS.fullmatch(db):
+        raise ValueError(f"REDIS_DB must be a non-negative integer (a db number), got {db!r}")
     password = env.get("REDIS_PASSWORD")
     user = env.get("REDIS_USERNAME") or ""
     auth = f"{_quote(user)}:{_quote(password)}@" if password else (f"{_quote(user)}@" if user else "")
@@ -131,6 +131,43 @@ def _sentinel_env_url(env: Mapping[str, str]) -> str:
     if env.get("REDIS_SENTINEL_PASSWORD"):
         url += f"?sentinel_password={_quote(env['REDIS_SENTINEL_PASSWORD'])}"
     _sentinel.parse_url(url)  # fail now, naming the variable's content problem
+    return url
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class RedisURLError(BullError, ValueError):
+    """A Redis URL (given, or from ``REDIS_URL``) that bullpy refuses before connecting; says where it came from."""
+
+
+def check_url(url: str, source: str = "Redis URL") -> str:
+    """Refuse, before any command, a URL whose scheme, port or db redis-py would misread or ignore
+    (``redis://h/1x`` silently means db 0). ``source`` names where the URL came from (``REDIS_URL``)."""
+    shown = safe_url(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise RedisURLError(f"{source} {shown!r} is not a valid Redis URL: {exc}") from None
+    if parts.scheme not in _SCHEMES:
+        raise RedisURLError(
+            f"{source} {shown!r} is not a supported Redis URL: the scheme must be one of "
+            f"{', '.join(s + '://' for s in _SCHEMES)}"
+        )
+    if parts.scheme == _sentinel.SCHEME:
+        try:
+            _sentinel.parse_url(url)
+        except ValueError as exc:
+            raise RedisURLError(f"{source}: {exc}") from None
+        return url
+    dbs = [("path", parts.path.strip("/"))] if parts.scheme != "unix" and parts.path.strip("/") else []
+    dbs += [("?db=", v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k == "db"]
+    for where, db in dbs:
+        if not _DIGITS.fullmatch(db):
+            raise RedisURLError(
+                f"{source} {shown!r}: the db ({where} {db!r}) must be a non-negative integer, as in redis://host:6379/0"
+            )
     return url
 
 
@@ -193,18 +230,16 @@ def resolve(redis: str | _redis.Redis | None) -> _redis.Redis:
     """A redis-py client for a URL, an existing client, or nothing (environment, else embedded)."""
     if isinstance(redis, _redis.Redis):
         return redis
+    source = "Redis URL"
     if redis is None:
-        url = env_url() or embedded_url()
+        configured = env_url()
+        source = "REDIS_URL" if os.environ.get("REDIS_URL") else "the Redis URL made of REDIS_HOST/REDIS_PORT/REDIS_DB"
+        url = configured or embedded_url()
     elif isinstance(redis, str):
         url = redis
     else:
         raise TypeError(f"redis must be a URL, a redis.Redis or None, got {type(redis).__name__}")
-    scheme = urlsplit(url).scheme
-    if scheme not in _SCHEMES:
-        raise ValueError(
-            f"unsupported Redis URL {safe_url(url)!r}: the scheme must be one of "
-            f"{', '.join(s + '://' for s in _SCHEMES)}"
-        )
+    scheme = urlsplit(check_url(url, source)).scheme
     if scheme == _sentinel.SCHEME:
         return _sentinel.connect(url)
     return _redis.Redis.from_url(url, decode_responses=True)
@@ -241,6 +276,7 @@ def resolve_cluster(redis: Any) -> RedisCluster:
     if url is None:
         raise ValueError("a Redis Cluster is reached through one of its nodes: set REDIS_URL (or REDIS_HOST and "
                          "REDIS_PORT) or pass its URL")
+    check_url(url, "Redis URL" if redis is not None else "REDIS_URL")
     return _cluster.connect(url, safe_url(url))
 
 
@@ -315,6 +351,9 @@ def as_bull_error(exc: BaseException, client: _redis.Redis, operation: str | Non
             text = (f"Redis at {where} refused the credentials of user {user!r}: {detail} "
                     "(check the user name and password in the URL or REDIS_PASSWORD)")
         return RedisAuthenticationFailed(head + text, where=where, user=user)
+    if isinstance(exc, _redis.exceptions.InvalidResponse):
+        return RedisUnavailable(f"{head}the server at {where} did not answer as Redis does "
+                                f"(is that the Redis port? a TLS server needs rediss://): {detail[:120]}")
     if isinstance(exc, (_redis.ConnectionError, _redis.TimeoutError)):
         hint = ""
         if _is_tls(client) and any(w in detail.lower() for w in ("ssl", "certificate", "tls")):
@@ -322,6 +361,10 @@ def as_bull_error(exc: BaseException, client: _redis.Redis, operation: str | Non
         return RedisUnavailable(f"{head}cannot reach Redis at {where}: {detail}{hint}")
     if not isinstance(exc, _redis.ResponseError):
         return None
+    if detail.startswith("DB index is out of range"):
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        return RedisRefused(f"{head}Redis at {where} has no db {db}: DB index is out of range (the server's "
+                            "`databases` setting, 16 by default, bounds it)", where=where, user=user)
     if isinstance(exc, _redis.exceptions.MovedError):
         owner = f"{exc.host}:{exc.port}"
         if _cluster.cluster_of(client) is not None:

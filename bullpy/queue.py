@@ -61,6 +61,9 @@ class Queue:
         backoff_strategies: names of custom backoff strategies the workers know, so jobs may use them.
         local_timezone: the time zone the Node workers run in; cron repeats without ``tz`` follow it
             (Node computes them in its process's zone).
+        allow_colon: write to a queue whose name or prefix contains ``:``. Without it such a queue is only
+            read (writes raise ValueError): the keys of queue ``a:b`` are also those of queue ``a``'s jobs
+            ``b:wait``, ``b:paused``... For existing deployments that already use such names.
     """
 
     def __init__(
@@ -73,8 +76,10 @@ class Queue:
         default_job_options: JobOptions | None = None,
         backoff_strategies: Collection[str] = (),
         local_timezone: str = "UTC",
+        allow_colon: bool = False,
     ) -> None:
-        config = ops.queue_config(name, prefix, default_job_options, backoff_strategies, local_timezone)
+        config = ops.queue_config(name, prefix, default_job_options, backoff_strategies, local_timezone,
+                                  allow_colon)
         self.name, self.prefix, self.keys = config.name, config.prefix, config.keys
         self.backoff_strategies = config.backoff_strategies
         self.local_timezone = config.local_timezone
@@ -92,6 +97,7 @@ class Queue:
         #: This client's token in Bull's ``waiting@<token>``/``duplicated@<token>`` channels.
         self.token = str(uuid.uuid4())
         self._runner = ScriptRunner(self.client)
+        self._runner.write_refusal = config.write_refusal
         self._emitter = events.Emitter()
         self._global: events.GlobalListener | None = None
         self._workers: list[Any] = []

@@ -97,6 +97,7 @@ class RawQueue:
                 self._pool = _redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
                 self._client = _redis.Redis(connection_pool=self._pool)
                 self._runner = ScriptRunner(self._client)
+                self._runner.write_refusal = self.queue._runner.write_refusal
         return self._client, self._runner
 
     def _run(self, call: scripts.Call[T]) -> T:

@@ -160,7 +160,7 @@ def test_each_queue_problem_is_found(queue: bullpy.Queue, make_queue: Callable[.
     orphan = queue.add({"n": 9}, name="send")
     assert orphan is not None
     redis_client.lrem(k("wait"), 0, orphan.id)
-    nested = make_queue("message-queue:sub")
+    nested = make_queue("message-queue:sub", allow_colon=True)
     nested.add({"n": 10})
 
     before = keyspace(redis_client, prefix)

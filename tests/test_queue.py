@@ -73,11 +73,11 @@ def test_getters_order_like_node(queue: bullpy.Queue) -> None:
 
 
 def test_names_and_ids_with_odd_characters_work(make_queue: object, redis_client: redis.Redis, prefix: str) -> None:
-    queue = make_queue("edge L:{ü} *[x]")  # type: ignore[operator]
+    queue = make_queue("edge L:{ü} *[x]", allow_colon=True)  # type: ignore[operator]
     job = queue.add({"a": 1}, job_id="ünï cødé:{x} 1")
     assert redis_client.exists(f"{prefix}:edge L:{{ü}} *[x]:ünï cødé:{{x}} 1")
     assert queue.get_job("ünï cødé:{x} 1").data == {"a": 1}
-    other = make_queue("edge L:{ü} *[x]y")  # type: ignore[operator]
+    other = make_queue("edge L:{ü} *[x]y", allow_colon=True)  # type: ignore[operator]
     other.add({"b": 2}, job_id="zzz")
     # The base key is glob-escaped: removing "*" here must not touch the other queue's jobs.
     assert queue.remove_jobs("*") == [job.id]

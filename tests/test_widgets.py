@@ -631,7 +631,7 @@ def test_failed_job_text_repr(queue: bullpy.Queue) -> None:
 
 def test_find_queues(make_queue: Callable[..., bullpy.Queue], redis_url: str, prefix: str) -> None:
     make_queue("alpha").add({})
-    make_queue("with:colon").add({})
+    make_queue("with:colon", allow_colon=True).add({})
     make_queue("never-used")
     assert widgets.find_queues(redis_url, prefix) == ["alpha", "with:colon"]
     with pytest.raises(ValueError, match="prefix"):

@@ -303,6 +303,8 @@ def to_json(value: object, *, where: str = "value") -> str:
         out = "".join(_fast_encode(value, 0))
     except Exception:  # NaN, unknown types, odd keys, cycles: let the exact path say what and where
         return _slow_to_json(value, where)
+    if out.count("[") + out.count("{") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        return _slow_to_json(value, where)  # which names the place that nests too deep
     if (
         _SUSPECT_KEY.search(out) is not None
         or '"true":' in out
@@ -399,6 +401,32 @@ def _js_key_order(keys: list[str]) -> list[str]:
     return index + [k for k in keys if not _is_array_index(k)]
 
 
+# Data nested deeper than this is refused (ValueError naming the place): deeper data overflows Python's
+# stack (RecursionError) and, soon after, the stack of a Node worker's JSON.parse.
+MAX_DEPTH = 256
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether dicts and lists nest more than ``limit`` levels (walked without recursion)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _short(path: str) -> str:
+    return path if len(path) <= 80 else path[:60] + "..." + path[-16:]
+
+
 def _slow_to_json(value: object, where: str) -> str:
     parts: list[str] = []
     _encode(value, where, parts, set())
@@ -422,7 +450,9 @@ def _encode(v: object, path: str, parts: list[str], active: set[int]) -> None:
         parts.append(_float_str(v))
     elif isinstance(v, dict):
         if id(v) in active:
-            raise ValueError(f"{path}: circular reference")
+            raise ValueError(f"{_short(path)}: circular reference")
+        if len(active) >= MAX_DEPTH:  # ``active`` holds the containers above this one
+            raise ValueError(f"{_short(path)}: nested deeper than {MAX_DEPTH} levels")
         active.add(id(v))
         items: dict[str, tuple[object, str]] = {}
         for k, item in v.items():
@@ -448,7 +478,9 @@ def _encode(v: object, path: str, parts: list[str], active: set[int]) -> None:
         active.discard(id(v))
     elif isinstance(v, (list, tuple)):
         if id(v) in active:
-            raise ValueError(f"{path}: circular reference")
+            raise ValueError(f"{_short(path)}: circular reference")
+        if len(active) >= MAX_DEPTH:
+            raise ValueError(f"{_short(path)}: nested deeper than {MAX_DEPTH} levels")
         active.add(id(v))
         parts.append("[")
         for i, item in enumerate(v):

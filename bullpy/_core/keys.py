@@ -94,10 +94,23 @@ class QueueKeys:
         return f"{self.prefix}:{base64.b64encode(self.name.encode()).decode()}"
 
 
+def check_text(what: str, text: str) -> str:
+    """Refuse lone surrogates: Redis keys and Node's strings are UTF-8, and such a string has no UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} {text!r} contains a lone surrogate ({text[exc.start]!r} at position {exc.start}), "
+            "which has no UTF-8 form"
+        ) from None
+    return text
+
+
 def check_job_id(job_id: str) -> str:
     """Refuse custom ids that would collide with the queue's own keys (a Node bug we do not copy)."""
     if not job_id:
         raise ValueError("job_id must not be empty")
+    check_text("job_id", job_id)
     if job_id in QUEUE_KEY_SUFFIXES or job_id.startswith(RESERVED_ID_PREFIXES):
         raise ValueError(
             f"job_id {job_id!r} is reserved: it collides with one of the queue's own keys "
@@ -105,10 +118,43 @@ def check_job_id(job_id: str) -> str:
         )
     if job_id.endswith((":lock", ":logs")):
         raise ValueError(f"job_id {job_id!r} is reserved: it collides with another job's lock or logs key")
+    # ``b:paused`` in queue ``a`` is the key ``bull:a:b:paused``: queue ``a:b``'s paused list. Refused so
+    # that a job can never share a key with a sibling queue's lists (Node accepts it; pausing ``a:b`` then
+    # renames its wait list over the job).
+    parts = job_id.split(":")
+    if len(parts) > 1 and (parts[-1] in QUEUE_KEY_SUFFIXES or any(p + ":" in RESERVED_ID_PREFIXES for p in parts[1:-1])):
+        raise ValueError(
+            f"job_id {job_id!r} is reserved: it is also a key of a sibling queue "
+            f"(queue '<this queue>:{parts[0]}' keeps its own keys there)"
+        )
     return job_id
 
 
-def check_queue_name(name: str) -> str:
+def check_queue_name(name: str, what: str = "queue name") -> str:
+    """A queue name or prefix: a non-empty string with a UTF-8 form."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"queue name must be a non-empty string, got {name!r}")
-    return name
+        raise ValueError(f"{what} must be a non-empty string, got {name!r}")
+    return check_text(what, name)
+
+
+# The scripts that only read: a queue whose keys could overlap another's may still run them.
+READ_ONLY_SCRIPTS: frozenset[str] = frozenset(
+    {"counts_per_priority", "get_job_fields", "get_state", "job_presence", "read_jobs"}
+)
+
+
+def colon_refusal(name: str, prefix: str) -> str | None:
+    """Why writing to this queue is refused without ``allow_colon``, or None when nothing can overlap.
+
+    Bull joins ``prefix:name:suffix`` without escaping, so the keys of queue ``a:b`` are the keys of queue
+    ``a``'s jobs ``b:wait``, ``b:paused``... (``Queue("a:b").pause()`` renames its wait list over queue ``a``'s
+    job ``b:paused``); a ``:`` in the prefix makes the same overlap one level up. Reading stays allowed.
+    """
+    for what, text in (("queue name", name), ("prefix", prefix)):
+        if ":" in text:
+            return (
+                f"{what} {text!r} contains ':', so this queue's keys can be another queue's (the keys of queue "
+                "'a:b' are those of queue 'a''s jobs 'b:wait', 'b:paused'...): bullpy only reads it. Pass "
+                "allow_colon=True to write to an existing queue named so"
+            )
+    return None

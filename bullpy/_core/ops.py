@@ -28,7 +28,7 @@ from . import options as _options
 from . import reads, scripts
 from . import repeat as _repeat
 from .codec import JobRecord, js_number_str, js_parse_int, text, to_json
-from .keys import STATE_KEYS, JobState, QueueKeys, check_queue_name
+from .keys import STATE_KEYS, JobState, QueueKeys, check_queue_name, colon_refusal
 from .reads import Read
 from .scripts import Call
 from .work import completed_payload, failed_attempt, keep_jobs
@@ -84,20 +84,24 @@ class QueueConfig:
     backoff_strategies: frozenset[str]
     local_timezone: str
     default_job_options: dict[str, Any] = field(default_factory=dict)
+    #: Why the queue may only be read (its keys could overlap another queue's), or None.
+    write_refusal: str | None = None
 
 
 def queue_config(name: str, prefix: str, default_job_options: Mapping[str, Any] | None,
-                 backoff_strategies: Collection[str], local_timezone: str) -> QueueConfig:
+                 backoff_strategies: Collection[str], local_timezone: str,
+                 allow_colon: bool = False) -> QueueConfig:
     """Validate a Queue's settings before it connects: a bad default fails at construction, not at the
-    first add; an unknown time zone fails now."""
+    first add; an unknown time zone fails now. A ``:`` in the name or prefix makes the queue read-only
+    (``write_refusal``) unless ``allow_colon``."""
     name = check_queue_name(name)
-    if not isinstance(prefix, str) or not prefix:
-        raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+    check_queue_name(prefix, "prefix")
     strategies = frozenset(backoff_strategies)
     _repeat.resolve_tz(local_timezone)
     defaults = dict(default_job_options or {})
     _options.validate_options(defaults, strategies)
-    return QueueConfig(name, prefix, QueueKeys(name, prefix), strategies, local_timezone, defaults)
+    refusal = None if allow_colon else colon_refusal(name, prefix)
+    return QueueConfig(name, prefix, QueueKeys(name, prefix), strategies, local_timezone, defaults, refusal)
 
 
 # --- producing -------------------------------------------------------------------------------------------

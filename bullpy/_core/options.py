@@ -18,7 +18,7 @@ from typing import Any, Final, TypedDict, cast
 
 from . import repeat as _repeat
 from .codec import js_number_str, to_json
-from .keys import check_job_id
+from .keys import check_job_id, check_text
 from .scripts import JobWrite
 
 DEFAULT_JOB_NAME = "__default__"
@@ -26,6 +26,15 @@ BUILTIN_BACKOFFS = ("fixed", "exponential")
 # Bull documents priorities from 1 (highest) to MAX_INT; 0 means "no priority". Larger numbers lose
 # precision as JavaScript numbers and negative ones break Bull's priority placement.
 MAX_PRIORITY = 2**53 - 1
+# Bounds on what JavaScript and Bull can hold. Every integer option stays a safe JS integer. A delay
+# (and a backoff delay) longer than a century is a bug, not a schedule: Bull would keep the job in
+# delayed forever. Timestamps end with year 9999 (JavaScript's Date reaches 275760, but Bull's delayed
+# score, timestamp * 4096, loses precision long before). Node's setTimeout fires at once for a timeout
+# above 2**31 - 1 ms, so that is the largest; attempts share the bound (a count, not a clock).
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DELAY_MS = 3_155_760_000_000  # 100 years of 365.25 days
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_INT32 = 2**31 - 1
 
 
 class JobOptions(TypedDict, total=False):
@@ -70,15 +79,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _int_option(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
+def _int_option(name: str, value: object, minimum: int, maximum: int = MAX_SAFE_INTEGER) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not _is_int(value):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     value = cast(int, value)
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
+    if value < minimum or value > maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
     return value
 
 
@@ -88,10 +96,12 @@ def _bool_option(name: str, value: object) -> bool:
     return value
 
 
-def _ms(name: str, value: object) -> int:
+def _ms(name: str, value: object, maximum: int = MAX_DELAY_MS) -> int:
     if isinstance(value, _dt.timedelta):
-        return _int_option(name, round(value.total_seconds() * 1000), 0)
-    return _int_option(name, value, 0)
+        return _int_option(name, round(value.total_seconds() * 1000), 0, maximum)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of ms, got {value!r}")
+    return _int_option(name, value, 0, maximum)
 
 
 def _keep_jobs(name: str, value: object) -> bool | int | dict[str, int]:
@@ -177,12 +187,14 @@ def validate_options(options: Mapping[str, Any], known_backoffs: Collection[str]
             continue  # an omitted option, as JSON.stringify drops undefined members
         if name == "priority":
             value = _int_option("priority", value, 0, MAX_PRIORITY)
-        elif name in ("delay", "timestamp"):
+        elif name == "delay":
             value = _ms(name, value)
+        elif name == "timestamp":
+            value = _ms(name, value, MAX_TIMESTAMP_MS)
         elif name == "attempts":
-            value = _int_option("attempts", value, 1)
+            value = _int_option("attempts", value, 1, MAX_INT32)
         elif name == "timeout":
-            value = _int_option("timeout", value, 1)
+            value = _int_option("timeout", value, 1, MAX_INT32)
         elif name == "stack_trace_limit":
             value = _int_option("stack_trace_limit", value, 0)
         elif name in ("lifo", "prevent_parsing_data"):
@@ -225,7 +237,7 @@ def check_name(name: str | None) -> str:
         return DEFAULT_JOB_NAME
     if not isinstance(name, str) or not name:
         raise ValueError(f"job name must be a non-empty string, got {name!r}")
-    return name
+    return check_text("job name", name)
 
 
 @dataclass(frozen=True)

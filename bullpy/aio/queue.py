@@ -95,8 +95,10 @@ class Queue:
         default_job_options: JobOptions | None = None,
         backoff_strategies: Collection[str] = (),
         local_timezone: str = "UTC",
+        allow_colon: bool = False,
     ) -> None:
-        config = ops.queue_config(name, prefix, default_job_options, backoff_strategies, local_timezone)
+        config = ops.queue_config(name, prefix, default_job_options, backoff_strategies, local_timezone,
+                                  allow_colon)
         self.name, self.prefix, self.keys = config.name, config.prefix, config.keys
         self.backoff_strategies = config.backoff_strategies
         self.local_timezone = config.local_timezone
@@ -107,6 +109,7 @@ class Queue:
         #: This client's token in Bull's ``waiting@<token>``/``duplicated@<token>`` channels.
         self.token = str(uuid.uuid4())
         self._runner = AsyncRunner(self.client)
+        self._runner.write_refusal = config.write_refusal
         self._emitter = Emitter()
         self._global: GlobalListener | None = None
         self._wrapped: dict[tuple[str, Callable[..., Any]], Callable[..., Any]] = {}

@@ -5,6 +5,7 @@ Kept free of pandas and ipywidgets so that ``bullpy --help`` and the inspection 
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -156,11 +157,22 @@ Group.group_class = Group
 
 def open_queue(ctx: click.Context, name: str, *, must_exist: bool = True, prefix: str | None = None,
                redis: str | None = None) -> Queue:
-    """A Queue from the global options; an unknown queue is an error unless ``must_exist`` is False."""
+    """A Queue from the global options; an unknown queue is an error unless ``must_exist`` is False.
+
+    A name or prefix with ``:`` (whose keys could be another queue's) may be written only when the queue
+    already exists (an existing deployment), or with ``BULLPY_ALLOW_COLON=1`` in the environment.
+    """
     opts = settings(ctx)
     url = redis if redis is not None else opts.redis
+    key_prefix = prefix or opts.key_prefix
     try:
-        queue = Queue(name, url, prefix=prefix or opts.key_prefix, cluster=opts.is_cluster(url))
+        queue = Queue(name, url, prefix=key_prefix, cluster=opts.is_cluster(url), allow_colon=True)
+        if (not must_exist and ":" in name + key_prefix and os.environ.get("BULLPY_ALLOW_COLON") != "1"
+                and not queue.exists()):
+            queue.close()
+            queue = Queue(name, url, prefix=key_prefix, cluster=opts.is_cluster(url))
+    except connection.RedisURLError as exc:
+        raise click.UsageError(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc), param_hint="QUEUE") from None
     if must_exist:

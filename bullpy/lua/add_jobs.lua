@@ -23,7 +23,8 @@
   counter ids given to rows without a custom id, joined by commas, then the existing job's id for each
   debounced row that had a custom id.
 
-  Either way an error reply comes before anything is written.
+  Either way an error reply comes before anything is written, also when a custom id names a key that is
+  not a job hash (another queue's list, say: Node would report it as a duplicate, or corrupt it).
 
   All-or-nothing: every key this script writes is type-checked before the first write, so a batch is
   either written whole or not at all (Node's MULTI of addJob calls can leave part of a batch behind).
@@ -41,6 +42,36 @@ local FIELDS = 14
 local type_error = check_types({{KEYS[1], "list"}, {KEYS[2], "list"}, {KEYS[4], "string"}, {KEYS[5], "zset"},
                                {KEYS[6], "zset"}, {KEYS[7], "zset"}})
 if type_error then return type_error end
+
+-- A custom id whose key exists but is not a hash is not a duplicate job: it is some other key (a sibling
+-- queue's "b:paused" list seen from queue "a"). Refused before the first write.
+local function check_job_key(custom_id)
+  if custom_id == "" then return nil end
+  local t = rcall("TYPE", base .. custom_id)
+  t = t["ok"] or t
+  if t ~= "none" and t ~= "hash" then
+    return redis.error_reply("ERR bullpy: job id '" .. custom_id .. "' names the key " .. base .. custom_id ..
+      ", a " .. t .. " that is not a job (another queue's key?); nothing was added")
+  end
+  return nil
+end
+
+if string.sub(ARGV[3], 1, 5) == "rows:" then
+  if string.find(ARGV[3], "i", 6, true) ~= nil then
+    local layout = string.sub(ARGV[3], 6)
+    local width = 2 + (string.find(layout, "o", 1, true) and 1 or 0) + (string.find(layout, "d", 1, true) and 1 or 0)
+      + (string.find(layout, "p", 1, true) and 1 or 0)
+    for i = 0, tonumber(ARGV[4]) - 1 do
+      local id_error = check_job_key(ARGV[13 + i * width])
+      if id_error then return id_error end
+    end
+  end
+else
+  for i = 0, tonumber(ARGV[3]) - 1 do
+    local id_error = check_job_key(ARGV[3 + i * FIELDS + 1])
+    if id_error then return id_error end
+  end
+end
 
 local target = target_list(KEYS[3], KEYS[1], KEYS[2])
 local waiting_channel = KEYS[1] .. "ing@" .. token

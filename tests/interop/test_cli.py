@@ -51,7 +51,7 @@ class Filled:
 
 @pytest.fixture
 def filled(make_queue: Any, bull: Peer, redis_url: str) -> Iterator[Filled]:
-    queue: bullpy.Queue = make_queue("cli q:{1}")
+    queue: bullpy.Queue = make_queue("cli q:{1}", allow_colon=True)
     for i in range(3):
         bull.call(queue, "add", {"i": i, "__peer": {"return": {"sent": i}}}, {"jobId": f"ok-{i}"})
     bull.call(queue, "add", {"number": "5511", "__peer": {"fail": "number not on WhatsApp", "log": ["tried"]}},
@@ -311,13 +311,17 @@ def test_export_import_copy_and_move(filled: Filled, bull: Peer, redis_client: r
     refused = filled.run("export", "cli q:{1}", "-o", str(dump))
     assert refused.exit_code == 1 and "refusing to overwrite" in refused.output and dump.read_bytes() == kept
     other = f"{filled.queue.prefix}-copy"
-    target = bullpy.Queue("cli q:{1}", filled.redis_url, prefix=other)
+    target = bullpy.Queue("cli q:{1}", filled.redis_url, prefix=other, allow_colon=True)
     try:
         into = ["--redis", filled.redis_url, "--prefix", other, "--format", "json"]
         dry = CliRunner().invoke(main, [*into, "import", str(dump), "--dry-run"])
         assert dry.exit_code == 0, dry.output
         assert keyspace(redis_client, other) == {}
-        done = CliRunner().invoke(main, [*into, "import", str(dump)])
+        # A new queue whose name has ':' is created only on request.
+        refused = CliRunner().invoke(main, [*into, "import", str(dump)])
+        assert refused.exit_code != 0 and "allow_colon" in refused.output
+        assert keyspace(redis_client, other) == {}
+        done = CliRunner().invoke(main, [*into, "import", str(dump)], env={"BULLPY_ALLOW_COLON": "1"})
         assert done.exit_code == 0, done.output
         source_counts = bull.call(filled.queue, "getJobCounts")
         # The active job's lock cannot move: it arrives waiting, at the head, as stalled recovery would put it.

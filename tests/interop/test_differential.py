@@ -171,7 +171,8 @@ def run_both(
 ) -> tuple[dict[str, Any], dict[str, Any], Callable[[], None]]:
     node_prefix, py_prefix = prefixes
     node = NodeRunner(bull, {"name": name, "prefix": node_prefix})
-    queue = bullpy.Queue(name, redis_url, prefix=py_prefix)
+    # The name keeps its ':' on purpose (keys are joined verbatim); bullpy wants the explicit opt-in for it.
+    queue = bullpy.Queue(name, redis_url, prefix=py_prefix, allow_colon=True)
     python = PythonRunner(queue)
     for step in steps:
         node(step)
