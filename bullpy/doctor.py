@@ -419,7 +419,7 @@ class _Doctor:
     def _unlocked(self, ids: Sequence[str]) -> list[str]:
         out: list[str] = []
         for chunk in _chunks(ids):
-            out.extend(i for i, (_, locked) in zip(chunk, self.raw.job_presence(chunk)) if not locked)
+            out.extend(i for i, (_, locked) in zip(chunk, self.raw.job_presence(chunk, plain=True)) if not locked)
         return out
 
     def check_locks(self) -> _SecondLook:
@@ -456,7 +456,8 @@ class _Doctor:
                 if left:
                     left = [i for i, score in zip(left, self.queue.get_scores(state, left)) if score is None]
             if left:
-                out.extend(i for i, (exists, _) in zip(left, self.raw.job_presence(left)) if exists)
+                # Plain EXISTS, not a script: the doctor must work for a +@read ACL user.
+                out.extend(i for i, (exists, _) in zip(left, self.raw.job_presence(left, plain=True)) if exists)
         return out
 
     def _lists(self) -> dict[str, set[str]]:

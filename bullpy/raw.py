@@ -340,9 +340,23 @@ class RawQueue:
             decoded = {k.decode(encoding, errors): v.decode(encoding, errors) for k, v in fields.items()}
         return Job(self.queue, parse_job_hash(str(job_id), decoded, now_ms()))
 
-    def job_presence(self, ids: Sequence[str]) -> list[tuple[bool, bool]]:
-        """Per id, in one call (lua/job_presence.lua): (the job hash exists, a worker holds its lock)."""
-        return self._run_many_args(scripts.job_presence(self.queue.keys, [str(i) for i in ids])) if ids else []
+    def job_presence(self, ids: Sequence[str], *, plain: bool = False) -> list[tuple[bool, bool]]:
+        """Per id, in one call (lua/job_presence.lua): (the job hash exists, a worker holds its lock).
+
+        ``plain`` asks with pipelined EXISTS instead of a script: what a ``+@read`` ACL user may run.
+        """
+        if not ids:
+            return []
+        if not plain:
+            return self._run_many_args(scripts.job_presence(self.queue.keys, [str(i) for i in ids]))
+        client = self._bytes()[0]
+        keys = self.queue.keys
+        with connection.unavailable_as_error(client), client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.exists(keys.job(str(job_id)))
+                pipe.exists(keys.lock(str(job_id)))
+            replies = pipe.execute()
+        return [(bool(replies[i]), bool(replies[i + 1])) for i in range(0, len(replies), 2)]
 
     def scores(self, name: str, start: int = 0, end: int = -1) -> list[tuple[str, float]]:
         """Members of one of the queue's sorted sets (delayed, completed, failed, priority, repeat) with their
