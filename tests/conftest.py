@@ -141,8 +141,7 @@ def keyspace(client: redis.Redis, prefix: str) -> dict[str, Any]:
 
 def counting_client(url: str) -> tuple[redis.Redis, list[list[str]]]:
     """A client whose connections record every round trip (one socket write of one or many commands), for
-    tests that a read costs the same round trips whatever a queue's size (the exporter; test_widgets.py has
-    its own copy of this helper)."""
+    tests that a read costs the same round trips whatever a queue's size (the exporter, the widgets)."""
     trips: list[list[str]] = []
     base = redis.ConnectionPool.from_url(url).connection_class
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from .conftest import delete_prefix
+from .conftest import delete_prefix, keyspace
 
 nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
@@ -23,27 +23,6 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 # Notebooks that start the Node worker (bridge/worker.js) through bullpy.bridge.NodeWorker.
 NEEDS_NODE = {"campaign.ipynb", "inspect-existing-queue.ipynb", "cleanup-and-migration.ipynb"}
 PRODUCTION_QUEUE = "message-queue"
-
-
-def keyspace_digest(client: redis.Redis, prefix: str) -> dict[str, Any]:
-    """Every key under ``prefix``: its type and its whole content (members, order, scores, hash fields)."""
-    digest: dict[str, Any] = {}
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        kind = client.type(key)
-        if kind == "string":
-            value: Any = client.get(key)
-        elif kind == "list":
-            value = client.lrange(key, 0, -1)
-        elif kind == "set":
-            value = sorted(client.smembers(key))
-        elif kind == "zset":
-            value = client.zrange(key, 0, -1, withscores=True)
-        elif kind == "hash":
-            value = sorted(client.hgetall(key).items())
-        else:
-            value = None
-        digest[key] = (kind, value)
-    return digest
 
 
 def fill_production_queue(redis_url: str, prefix: str) -> None:
@@ -91,14 +70,14 @@ def test_notebook_runs(path: Path, notebook_env: str, redis_url: str, redis_clie
     if path.name in NEEDS_NODE and (shutil.which("node") is None or not (path.parents[1] / "bridge" / "node_modules").is_dir()):
         pytest.skip("needs Node.js and bridge/node_modules")
     fill_production_queue(redis_url, notebook_env)
-    before = keyspace_digest(redis_client, notebook_env)
+    before = keyspace(redis_client, notebook_env)
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert os.environ["BULLPY_NOTEBOOK_PREFIX"] == notebook_env
-    after = keyspace_digest(redis_client, notebook_env)
+    after = keyspace(redis_client, notebook_env)
     left_behind = sorted(set(after) - set(before))
     assert not left_behind, f"the notebook left keys behind: {left_behind[:20]}"
     changed = sorted(k for k in before if after.get(k) != before[k])

@@ -20,7 +20,7 @@ import redis
 
 import bullpy
 
-from .conftest import delete_prefix, keyspace, wait_until
+from .conftest import counting_client, delete_prefix, keyspace, wait_until
 from .servers import free_port
 
 pytest.importorskip("ipywidgets")
@@ -274,30 +274,6 @@ def test_eviction_policy_warning(make_redis_server: Callable[..., Any], closing:
 
 
 # --- round trips ---------------------------------------------------------------------------------------
-
-def counting_client(url: str) -> tuple[redis.Redis, list[list[str]]]:
-    """A client whose connections record every round trip (one socket write of one or many commands)."""
-    trips: list[list[str]] = []
-    base = redis.ConnectionPool.from_url(url).connection_class
-
-    class Counting(base):  # type: ignore[misc, valid-type]
-        def send_command(self, *args: Any, **kwargs: Any) -> None:
-            trips.append([str(args[0]).upper() + " " + " ".join(str(a) for a in args[1:4])])
-            self._counted = True
-            super().send_command(*args, **kwargs)
-
-        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-            if not getattr(self, "_counted", False):
-                trips.append(list(getattr(self, "_pending_names", [])))
-            self._counted = False
-            super().send_packed_command(command, check_health)
-
-        def pack_commands(self, commands: Any) -> Any:
-            self._pending_names = [str(c[0]).upper() + " " + " ".join(str(a) for a in c[1:4]) for c in commands]
-            return super().pack_commands(commands)
-
-    pool = redis.ConnectionPool.from_url(url, connection_class=Counting, decode_responses=True)
-    return redis.Redis(connection_pool=pool), trips
 
 
 def test_dashboard_refresh_costs_the_same_round_trips_for_10_and_100000_jobs(

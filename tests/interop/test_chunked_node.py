@@ -113,7 +113,7 @@ def test_stepped_clean_ends_where_node_clean_ends(
         for grace in (0, GRACE):
             node_prefix, py_prefix = copies(2, paused=state == "paused")
             theirs = PeerQueue(NAME, prefix=node_prefix)
-            ours = bullpy.Queue(NAME, redis_client, prefix=py_prefix)
+            ours = bullpy.Queue(NAME, redis_client, prefix=py_prefix, allow_colon=True)
             before = snapshot(redis_client, py_prefix)
             would = ours.clean(grace, state, limit, dry_run=True, batch_size=7)
             assert snapshot(redis_client, py_prefix) == before
@@ -134,7 +134,7 @@ def test_stepped_retry_jobs_ends_where_node_retry_jobs_ends(
     node_prefix, py_prefix = copies(2, paused=paused)
     bull.call(PeerQueue(NAME, prefix=node_prefix), "retryJobs", {"count": 7})
     monkeypatch.setattr(scripts, "STEP_BUDGET_US", 0)  # a few jobs per step
-    bullpy.Queue(NAME, redis_client, prefix=py_prefix).retry_jobs(count=7)
+    bullpy.Queue(NAME, redis_client, prefix=py_prefix, allow_colon=True).retry_jobs(count=7)
     assert_same(snapshot(redis_client, node_prefix), snapshot(redis_client, py_prefix))
     assert redis_client.zcard(f"{py_prefix}:{NAME}:failed") == 0
 
@@ -146,7 +146,7 @@ def test_promote_jobs_in_batches_ends_where_node_promotes_each(
     theirs = PeerQueue(NAME, prefix=node_prefix)
     for job_id in redis_client.zrange(f"{node_prefix}:{NAME}:delayed", 0, -1):
         bull.job(theirs, job_id, "promote")
-    promoted = bullpy.Queue(NAME, redis_client, prefix=py_prefix).promote_jobs(batch_size=7)
+    promoted = bullpy.Queue(NAME, redis_client, prefix=py_prefix, allow_colon=True).promote_jobs(batch_size=7)
     assert len(promoted) == 12
     assert_same(snapshot(redis_client, node_prefix), snapshot(redis_client, py_prefix))
 
@@ -156,7 +156,7 @@ def test_stepped_remove_jobs_ends_where_node_remove_jobs_ends(
     bull: Peer, copies: Callable[..., list[str]], redis_client: redis.Redis, pattern: str
 ) -> None:
     node_prefix, py_prefix = copies(2)
-    ours = bullpy.Queue(NAME, redis_client, prefix=py_prefix)
+    ours = bullpy.Queue(NAME, redis_client, prefix=py_prefix, allow_colon=True)
 
     def job_hashes(space: dict[str, Any]) -> set[str]:
         return {key[len(NAME) + 1 :] for key, (kind, _) in space.items() if kind == "hash"}
@@ -180,10 +180,10 @@ def test_stepped_empty_ends_as_one_step_and_differs_from_node_only_where_node_or
 ) -> None:
     node_prefix, py_prefix, whole_prefix = copies(3)
     bull.call(PeerQueue(NAME, prefix=node_prefix), "empty")
-    assert bullpy.Queue(NAME, redis_client, prefix=py_prefix).empty(batch_size=7) == 50
+    assert bullpy.Queue(NAME, redis_client, prefix=py_prefix, allow_colon=True).empty(batch_size=7) == 50
     with monkeypatch.context() as patch:
         patch.setattr(scripts, "STEP_BUDGET_US", 10**9)
-        assert bullpy.Queue(NAME, redis_client, prefix=whole_prefix).empty(batch_size=10**9) == 50
+        assert bullpy.Queue(NAME, redis_client, prefix=whole_prefix, allow_colon=True).empty(batch_size=10**9) == 50
     python = snapshot(redis_client, py_prefix)
     assert_same(python, snapshot(redis_client, whole_prefix))
     node = snapshot(redis_client, node_prefix)
@@ -205,7 +205,7 @@ def test_stepped_obliterate_ends_where_node_obliterate_ends(
 ) -> None:
     node_prefix, py_prefix = copies(2)
     bull.call(PeerQueue(NAME, prefix=node_prefix), "obliterate", {"count": 7})
-    bullpy.Queue(NAME, redis_client, prefix=py_prefix).obliterate(count=7)
+    bullpy.Queue(NAME, redis_client, prefix=py_prefix, allow_colon=True).obliterate(count=7)
     left, node = snapshot(redis_client, py_prefix), snapshot(redis_client, node_prefix)
     # Divergence 8: Node reads a job's debounce id after deleting its hash, so it leaves the marker.
     assert set(node) - set(left) == {f"{NAME}:de:deb"}

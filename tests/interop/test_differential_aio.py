@@ -61,7 +61,7 @@ def run_both_aio(
     node_prefix, py_prefix = prefixes
     node = NodeRunner(bull, {"name": name, "prefix": node_prefix})
     loop = asyncio.new_event_loop()
-    queue = bullpy.aio.Queue(name, redis_url, prefix=py_prefix)
+    queue = bullpy.aio.Queue(name, redis_url, prefix=py_prefix, allow_colon=True)  # the differential names carry ":" on purpose
     python = AsyncPythonRunner(queue)
     try:
         for step in steps:
