@@ -64,6 +64,8 @@ class ServiceOptions:
     grace: float = 30.0
     log_format: str = "text"
     log_level: str = "INFO"
+    #: Serve each worker's Prometheus metrics (``/metrics``, ``/health``) here; worker process i on port + i.
+    metrics_port: int | None = None
 
 
 def load_handler(target: str) -> Handler | Mapping[str, Handler]:
@@ -259,11 +261,17 @@ class _Stop:
 
 
 def _work(options: ServiceOptions, handler: Handler | Mapping[str, Handler],
-          strategies: Mapping[str, Callable[..., Any]] | None, stop: _Stop) -> int:
+          strategies: Mapping[str, Callable[..., Any]] | None, stop: _Stop, offset: int = 0) -> int:
     queue = _queue(options)
     log_job_events(queue)
     worker = Worker(queue, handler, concurrency=options.concurrency, backoff_strategies=strategies,
                     **options.settings)
+    if options.metrics_port is not None:
+        from .exporter import WorkerMetrics  # prometheus_client: only when asked for
+
+        port = options.metrics_port + offset
+        WorkerMetrics(worker).serve(port)
+        log.info("metrics on port %s", port, extra=_fields(queue, None, "metrics", port=port))
     worker.start()
     log.info("worker on queue %r (prefix %r, %s) started: concurrency %s, handler %s", queue.name, queue.prefix,
              queue.server.describe(), options.concurrency, options.handler,
@@ -311,7 +319,7 @@ def _child_main(options: ServiceOptions, index: int) -> None:
     try:
         handler = load_handler(options.handler)
         strategies = load_strategies(options.backoff_strategies) if options.backoff_strategies else None
-        code = _work(options, handler, strategies, stop)
+        code = _work(options, handler, strategies, stop, offset=index - 1)  # process 1 serves on the port itself
     except Exception as exc:
         log.error("worker process %s could not start: %s", index, exc,
                   extra={"bullpy": {"event": "crashed", "queue": options.queue, "reason": str(exc)}})

@@ -259,3 +259,29 @@ def test_bad_options_are_refused_before_anything_starts(redis_url: str, prefix: 
     ]:
         result = runner.invoke(cli_main, ["--redis", redis_url, "--prefix", prefix, "worker", "q", HANDLER, *args])
         assert result.exit_code == 2 and says in result.output, (args, result.output)
+
+
+def test_metrics_port_serves_the_workers_own_metrics_per_process(
+    queue: bullpy.Queue, service: Callable[..., ServiceProcess],
+) -> None:
+    pytest.importorskip("prometheus_client")
+    import urllib.request
+
+    from .servers import free_port
+
+    port = free_port()
+    queue.add_bulk([{"data": {"n": i}} for i in range(8)])
+    worker = service(queue.name, "--processes", "2", "--metrics-port", str(port))
+    worker.wait_started(count=2)
+    wait_until(lambda: queue.get_completed_count() == 8, 20, "8 jobs done")
+
+    def completed(p: int) -> float:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=5).read().decode()
+        found = re.findall(r'^bullpy_worker_jobs_total\{[^}]*status="completed"[^}]*\} ([0-9.e+]+)$', text, re.M)
+        return float(found[0]) if found else 0.0
+
+    # One port per worker process, each counting the jobs it ran: together every job once.
+    wait_until(lambda: completed(port) + completed(port + 1) == 8, 10, "the metrics to count 8 jobs")
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0

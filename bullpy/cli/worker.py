@@ -78,6 +78,9 @@ def _limiter(text: str | None, group_key: bool) -> dict[str, Any] | None:
               help="Custom backoff strategies by name: (attempts_made, error, options) -> delay ms.")
 @click.option("--timezone", "local_timezone", default=None, metavar="ZONE",
               help="The zone cron repeats without their own tz follow [default: the system's].")
+@click.option("--metrics-port", type=click.IntRange(min=1, max=65535), default=None, metavar="PORT",
+              help="Serve the worker's Prometheus metrics (/metrics, /health) on PORT; with --processes N, process i "
+                   "on PORT+i. Needs bullpy[prometheus].")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Log lines on stderr: text, or one JSON object per line.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
@@ -87,7 +90,8 @@ def worker(ctx: click.Context, queue_name: str, handler: str, concurrency: int, 
            limiter: str | None, limiter_group_key: bool, lock_duration: str | None, lock_renew_time: str | None,
            stalled_interval: str | None, max_stalled_count: int | None, guard_interval: str | None,
            retry_process_delay: str | None, drain_delay: str | None, metrics: int | None,
-           backoff_strategies: str | None, local_timezone: str | None, log_format: str, log_level: str) -> None:
+           backoff_strategies: str | None, local_timezone: str | None, metrics_port: int | None, log_format: str,
+           log_level: str) -> None:
     """Process a queue's jobs with a Python function, beside Node workers, until SIGTERM or Ctrl-C.
 
     MODULE:FUNCTION is the handler (called with each Job; plain or async def; its return value is the job's
@@ -119,6 +123,6 @@ def worker(ctx: click.Context, queue_name: str, handler: str, concurrency: int, 
         queue=queue_name, handler=handler, redis=opts.redis, prefix=opts.key_prefix, cluster=opts.is_cluster(opts.redis),
         concurrency=concurrency, settings={k: v for k, v in given.items() if v is not None},
         backoff_strategies=backoff_strategies, processes=processes, grace=(grace_ms or 0) / 1000,
-        log_format=log_format, log_level=log_level.upper(),
+        log_format=log_format, log_level=log_level.upper(), metrics_port=metrics_port,
     )
     ctx.exit(serve(options))
