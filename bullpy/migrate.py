@@ -105,6 +105,7 @@ _DROP_REASONS = {
 _STATE_ALIASES = {"waiting": "wait"}
 
 T = TypeVar("T")
+_PAGE = 10_000  # ids per range read of a state while collecting what to migrate
 
 
 @dataclass(frozen=True)
@@ -543,16 +544,29 @@ class _Migration:
         """(id, due) per state, in the order Bull would run them; due is set for delayed jobs only."""
         wanted = set(self.states) | ({"wait", "paused", "delayed", "failed"} if self.repeatables else set())
         out: dict[str, list[tuple[str, int | None]]] = {}
-        for state in ("wait", "paused"):
+        for state in ("wait", "paused", "failed"):
             if state in wanted:
                 # Lists run from the right end: ascending, the first id is the next to run.
-                out[state] = [(i, None) for i in self.queue.get_ranges([state], asc=True)]
-        if "failed" in wanted:
-            out["failed"] = [(i, None) for i in self.queue.get_ranges(["failed"], asc=True)]
+                out[state] = [(i, None) for i in self._pages(lambda a, b: self.queue.get_ranges([state], a, b, asc=True))]
         if "delayed" in wanted:
             # Bull's delayed score is due_ms * 4096 + 12 low bits (protocol §4.1).
-            out["delayed"] = [(i, int(score) // 4096) for i, score in self.raw.scores("delayed")]
+            scored = dict(self._pages(lambda a, b: self.raw.scores("delayed", a, b)))
+            out["delayed"] = [(i, int(score) // 4096) for i, score in scored.items()]
         return out
+
+    @staticmethod
+    def _pages(read: Callable[[int, int], list[T]]) -> list[T]:
+        """Everything ``read(start, end)`` gives, 10,000 entries per command so no single read holds a shared
+        Redis for long on a big queue; an entry met twice (the state moved between pages) is kept once."""
+        out: dict[Any, T] = {}
+        start = 0
+        while True:
+            page = read(start, start + _PAGE - 1)
+            for entry in page:
+                out.setdefault(entry[0] if isinstance(entry, tuple) else entry, entry)
+            if len(page) < _PAGE:
+                return list(out.values())
+            start += _PAGE
 
     def _read_jobs(self, ids: Sequence[str]) -> tuple[dict[str, Job], dict[str, Mapping[bytes, bytes]], dict[str, str]]:
         """Jobs by id (vanished ids absent), their raw hashes (what a removal checks is unchanged), and the ids

@@ -18,6 +18,7 @@ import pytest
 import redis
 
 import bullpy
+import bullpy.migrate
 from bullpy.migrate import PRIORITY_LIMIT, migrate_to_bullmq
 
 from ..conftest import delete_prefix, keyspace
@@ -85,9 +86,13 @@ def add(bull: Peer, q: PeerQueue, name: str, data: dict[str, Any], opts: dict[st
 
 
 # --- the "Done when": every state, then a real BullMQ worker -----------------------------------------
+@pytest.mark.parametrize("page", [10_000, 3], ids=["one-page", "pages-of-3"])
 def test_every_state_moves_and_a_real_bullmq_worker_processes_it_intact(
-    bull: Peer, queue: bullpy.Queue, redis_client: redis.Redis, redis_url: str, bullmq_prefix: str
+    bull: Peer, queue: bullpy.Queue, redis_client: redis.Redis, redis_url: str, bullmq_prefix: str, page: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # States are collected in bounded pages (no whole-list read on a big queue); small pages must read the same.
+    monkeypatch.setattr(bullpy.migrate, "_PAGE", page)
     q = PeerQueue(QUEUE, prefix=queue.prefix)
     # Phase 1, a Bull worker: one job fails for good, one completes, one hangs (stays active, locked).
     failed = add(bull, q, "breaks", {"number": "1", "__peer": {"fail": "whatsapp not ready"}}, {"attempts": 1})
