@@ -36,6 +36,7 @@ from .errors import (
     RedisUnavailable,
     ScriptError,
     UnknownBackoff,
+    WrongKeyType,
 )
 from .job import Job
 from .queue import JobLogs, Queue, find_queues
@@ -79,5 +80,6 @@ __all__ = [
     "Server",
     "UnknownBackoff",
     "Worker",
+    "WrongKeyType",
     "find_queues",
 ]

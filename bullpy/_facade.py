@@ -4,7 +4,7 @@ commands, or a whole operation of ``bullpy._core.ops`` on a client."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis as _redis
 
@@ -14,14 +14,19 @@ from ._core.reads import Read
 from ._core.scripts import SOURCES, Call
 from .connection import unavailable_as_error
 
+if TYPE_CHECKING:
+    from ._core.keys import QueueKeys
+
 T = TypeVar("T")
 
 
 class ScriptRunner:
     """Runs Calls on one client; each script is registered once and run by SHA."""
 
-    def __init__(self, client: _redis.Redis) -> None:
+    def __init__(self, client: _redis.Redis, keys: QueueKeys | None = None) -> None:
         self.client = client
+        #: The queue's keys: a WRONGTYPE then becomes a WrongKeyType naming the damaged one.
+        self.keys = keys
         self._scripts: dict[str, Any] = {}
         #: Set by a Queue that may only be read: every script but the read-only ones raises ValueError(it).
         self.write_refusal: str | None = None
@@ -35,7 +40,7 @@ class ScriptRunner:
         return script
 
     def run(self, call: Call[T]) -> T:
-        with unavailable_as_error(self.client):
+        with unavailable_as_error(self.client, keys=self.keys):
             reply = self.script(call.script)(keys=call.keys, args=call.args)
         return call.parse(reply)
 
@@ -43,7 +48,7 @@ class ScriptRunner:
         """Several Calls in one round trip (MULTI/EXEC when ``transaction``)."""
         if not calls:
             return []
-        with unavailable_as_error(self.client):
+        with unavailable_as_error(self.client, keys=self.keys):
             with self.client.pipeline(transaction=transaction) as pipe:
                 for call in calls:
                     self.script(call.script)(keys=call.keys, args=call.args, client=pipe)
@@ -54,11 +59,11 @@ class ScriptRunner:
         """Several Calls in one non-transactional round trip; each reply unparsed, errors in place."""
         if len(calls) == 1:  # a pipeline costs more than a plain call for one command
             try:
-                with unavailable_as_error(self.client):
+                with unavailable_as_error(self.client, keys=self.keys):
                     return [self.script(calls[0].script)(keys=calls[0].keys, args=calls[0].args)]
             except _redis.ResponseError as exc:
                 return [exc]
-        with unavailable_as_error(self.client):
+        with unavailable_as_error(self.client, keys=self.keys):
             with self.client.pipeline(transaction=False) as pipe:
                 for call in calls:
                     self.script(call.script)(keys=call.keys, args=call.args, client=pipe)
@@ -70,7 +75,7 @@ class ScriptRunner:
         commands = read.commands
         if not commands:
             return read.parse([])
-        with unavailable_as_error(self.client):
+        with unavailable_as_error(self.client, keys=self.keys):
             if not read.snapshot and len(commands) == 1:
                 return read.parse([self.client.execute_command(*commands[0])])  # type: ignore[no-untyped-call]
             if read.snapshot:

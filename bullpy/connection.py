@@ -39,7 +39,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis as _redis
@@ -54,7 +54,11 @@ from .errors import (
     RedisReadOnly,
     RedisRefused,
     RedisUnavailable,
+    WrongKeyType,
 )
+
+if TYPE_CHECKING:
+    from ._core.keys import QueueKeys
 
 _SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 _embedded_lock = threading.Lock()
@@ -293,16 +297,18 @@ def is_cluster_url(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def unavailable_as_error(client: _redis.Redis, operation: str | None = None) -> Iterator[None]:
+def unavailable_as_error(client: _redis.Redis, operation: str | None = None,
+                         keys: QueueKeys | None = None) -> Iterator[None]:
     """Turn a connection failure, or a refusal retrying cannot cure, into a bullpy error naming where,
     the ACL user and the command or script (never the password); other redis-py errors pass through.
 
-    ``operation`` (e.g. ``"add"``) starts the message when given.
+    ``operation`` (e.g. ``"add"``) starts the message when given; ``keys``, the queue's, lets a WRONGTYPE
+    name its damaged key (``WrongKeyType``).
     """
     try:
         yield
     except _redis.RedisError as exc:
-        error = as_bull_error(exc, client, operation)
+        error = as_bull_error(exc, client, operation, keys)
         if error is None:
             raise
         raise error from exc
@@ -327,11 +333,13 @@ def _script_name(message: str) -> str | None:
     return _script_names.get(found.group(1), "")
 
 
-def as_bull_error(exc: BaseException, client: _redis.Redis, operation: str | None = None) -> BullError | None:
+def as_bull_error(exc: BaseException, client: _redis.Redis, operation: str | None = None,
+                  keys: QueueKeys | None = None) -> BullError | None:
     """The bullpy error that says what a redis-py error means for this client, or None to let it pass.
 
     Connection failures become RedisUnavailable (RedisAuthenticationFailed for credentials); NOPERM, OOM,
-    READONLY and MISCONF refusals become RedisRefused subclasses.
+    READONLY and MISCONF refusals become RedisRefused subclasses; with the queue's ``keys``, a WRONGTYPE
+    becomes WrongKeyType naming the damaged key (found with a TYPE of each of the queue's own keys).
     """
     if isinstance(exc, BullError):
         return None
@@ -361,6 +369,8 @@ def as_bull_error(exc: BaseException, client: _redis.Redis, operation: str | Non
         return RedisUnavailable(f"{head}cannot reach Redis at {where}: {detail}{hint}")
     if not isinstance(exc, _redis.ResponseError):
         return None
+    if keys is not None and detail.startswith("WRONGTYPE"):
+        return wrong_key_type(client, keys, head)
     if detail.startswith("DB index is out of range"):
         db = client.connection_pool.connection_kwargs.get("db", 0)
         return RedisRefused(f"{head}Redis at {where} has no db {db}: DB index is out of range (the server's "
@@ -421,6 +431,37 @@ def as_bull_error(exc: BaseException, client: _redis.Redis, operation: str | Non
             "so it stopped accepting writes; check the server's disk and log.",
         )
     return None
+
+
+def damaged_key(client: _redis.Redis, keys: QueueKeys) -> tuple[str, str, str] | None:
+    """The first of the queue's own keys holding another Redis type than Bull keeps there, as (key, its type,
+    the type Bull expects), or None (read-only: one round trip of TYPE)."""
+    from ._core.keys import KEY_TYPES
+
+    with client.pipeline(transaction=False) as pipe:
+        for suffix in KEY_TYPES:
+            pipe.type(keys(suffix))
+        found = pipe.execute()
+    for (suffix, expected), kind in zip(KEY_TYPES.items(), found):
+        actual = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if actual not in ("none", expected):
+            return keys(suffix), actual, expected
+    return None
+
+
+def wrong_key_type(client: _redis.Redis, keys: QueueKeys, head: str = "") -> WrongKeyType:
+    """The WrongKeyType for a WRONGTYPE on this queue: it names the damaged key when a TYPE check finds it."""
+    try:
+        damaged = damaged_key(client, keys)
+    except _redis.RedisError:  # TYPE refused or the server gone: say what is known
+        damaged = None
+    fix = f"; `bullpy doctor {keys.name}` explains it, and nothing was changed"
+    if damaged is None:
+        return WrongKeyType(f"{head}a key of queue {keys.prefix}:{keys.name} holds the wrong kind of Redis value "
+                            f"(WRONGTYPE), not one of the queue's own keys (a job's hash, lock or logs?){fix}")
+    key, actual, expected = damaged
+    return WrongKeyType(f"{head}damaged: {key} is a {actual}, not a {expected} (WRONGTYPE){fix}",
+                        key=key, actual=actual, expected=expected)
 
 
 def url_for(client: _redis.Redis) -> str:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis as _redis
 
-from .errors import RedisRefused, RedisUnavailable
+from .errors import RedisRefused, RedisUnavailable, WrongKeyType
 from .queue import Queue
 from .utils import now_ms, text
 
@@ -232,6 +232,19 @@ class _Doctor:
         """Run a check; a refused command (NOPERM, a disabled CONFIG...) skips it with an info finding."""
         try:
             check()
+        except WrongKeyType as exc:
+            if exc.key is not None:
+                self.add(Severity.ERROR, "wrong-key-type",
+                         f"a key of the queue has the wrong type, so {what} cannot be read: WRONGTYPE: {exc.key} "
+                         f"is a {exc.actual}, not the {exc.expected} Bull keeps there",
+                         fix="a job id equal to a queue key name (wait, active, id...) causes this; move the "
+                             f"key's data away and delete {exc.key}",
+                         check=what, key=exc.key, type=exc.actual, expected=exc.expected)
+                return
+            self.add(Severity.ERROR, "wrong-key-type",
+                     f"a key of the queue has the wrong type, so {what} cannot be read: WRONGTYPE: {exc}",
+                     fix="find the key (TYPE on the job keys read); move its data away and delete the key",
+                     check=what)
         except (_redis.ResponseError, RedisRefused) as exc:
             # A pipeline's error quotes the command and its arguments first; Redis' own words suffice.
             reason = str(exc).split(" of pipeline caused error: ", 1)[-1]

@@ -18,6 +18,7 @@ The tree::
     ├── ImportConflict                        imported job ids already exist in the target queue
     ├── QueueNotPaused                        obliterate on a queue that is not paused
     ├── QueueHasActiveJobs                    obliterate without force while jobs are active
+    ├── WrongKeyType (TypeError)              WRONGTYPE: a key of the queue holds another Redis type than Bull's
     ├── RedisUnavailable (ConnectionError)    a configured Redis cannot be reached (names host, never the password)
     │   └── RedisAuthenticationFailed         wrong password or user, or a password is needed (PermissionError)
     ├── RedisRefused                          Redis answered but refuses the command; retrying cannot help
@@ -99,6 +100,22 @@ class QueueNotPaused(BullError):
 
 class QueueHasActiveJobs(BullError):
     """``obliterate(force=False)`` found active jobs (Bull's -2)."""
+
+
+class WrongKeyType(BullError, TypeError):
+    """WRONGTYPE: a key of the queue holds another Redis type than Bull keeps there (a stray ``SET``, or Node's
+    ``jobId: 'wait'`` turning the wait list into a hash); nothing was changed.
+
+    Attributes: ``key`` (the damaged key), ``actual`` (its Redis type) and ``expected`` (the type Bull keeps
+    there); all three None when no queue-level key was found of the wrong type (then a job's own key is).
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, actual: str | None = None,
+                 expected: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.actual = actual
+        self.expected = expected
 
 
 class RedisUnavailable(BullError, ConnectionError):

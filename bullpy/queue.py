@@ -96,7 +96,7 @@ class Queue:
             self.client = connection.resolve(redis)  # type: ignore[arg-type]
         #: This client's token in Bull's ``waiting@<token>``/``duplicated@<token>`` channels.
         self.token = str(uuid.uuid4())
-        self._runner = ScriptRunner(self.client)
+        self._runner = ScriptRunner(self.client, self.keys)
         self._runner.write_refusal = config.write_refusal
         self._emitter = events.Emitter()
         self._global: events.GlobalListener | None = None
@@ -125,7 +125,7 @@ class Queue:
         the incident where an operator needs them. ``plain`` goes straight to the plain pipeline (no MULTI,
         which a ``+@read`` ACL user may not run).
         """
-        with connection.unavailable_as_error(self.client):
+        with connection.unavailable_as_error(self.client, keys=self.keys):
             if plain:
                 with self.client.pipeline(transaction=False) as pipe:
                     fill(pipe)
@@ -518,7 +518,7 @@ class Queue:
         """``command(pipe, id)`` for each id, in plain pipelines of ``size``; the replies in order."""
         replies: list[Any] = []
         for start in range(0, len(ids), size):
-            with connection.unavailable_as_error(self.client), self.client.pipeline(transaction=False) as pipe:
+            with connection.unavailable_as_error(self.client, keys=self.keys), self.client.pipeline(transaction=False) as pipe:
                 for job_id in ids[start : start + size]:
                     command(pipe, str(job_id))
                 replies.extend(pipe.execute())
@@ -545,7 +545,7 @@ class Queue:
     def _scan_job_ids(self, count: int) -> Iterator[str]:
         base = self.keys.base
         pattern = scripts.glob_escape(base) + "*"
-        with connection.unavailable_as_error(self.client):
+        with connection.unavailable_as_error(self.client, keys=self.keys):
             try:
                 for key in self.client.scan_iter(match=pattern, count=count, _type="hash"):
                     job_id = _job_id_of(_text(key), base)
@@ -584,7 +584,7 @@ class Queue:
                 asked.append((str(job_id), [head + suffix for suffix in _PRESENCE_KEYS]))
         if not asked:
             return set()
-        with connection.unavailable_as_error(self.client), self.client.pipeline(transaction=False) as pipe:
+        with connection.unavailable_as_error(self.client, keys=self.keys), self.client.pipeline(transaction=False) as pipe:
             for _, keys in asked:
                 pipe.exists(*keys)
             replies = pipe.execute()

@@ -96,7 +96,7 @@ class RawQueue:
                 kwargs["decode_responses"] = False
                 self._pool = _redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
                 self._client = _redis.Redis(connection_pool=self._pool)
-                self._runner = ScriptRunner(self._client)
+                self._runner = ScriptRunner(self._client, self.queue.keys)
                 self._runner.write_refusal = self.queue._runner.write_refusal
         return self._client, self._runner
 
@@ -115,7 +115,7 @@ class RawQueue:
             conn = self._connection(client)
             clean = False
             try:
-                with connection.unavailable_as_error(client):
+                with connection.unavailable_as_error(client, keys=self.queue.keys):
                     conn.send_packed_command([packed])
                     try:
                         reply = conn.read_response()
@@ -199,7 +199,7 @@ class RawQueue:
         client = self._bytes()[0]
         key, base = self.queue.keys.state(state), self.queue.keys.job("")
         if start < 0 or stop < -1:
-            with connection.unavailable_as_error(client):
+            with connection.unavailable_as_error(client, keys=self.queue.keys):
                 total = int(client.llen(key) if state in LIST_STATES else client.zcard(key))
             start = max(start + total, 0) if start < 0 else start
             if stop < -1:
@@ -219,7 +219,7 @@ class RawQueue:
 
         first = None
         if "*" not in base:
-            with connection.unavailable_as_error(client):
+            with connection.unavailable_as_error(client, keys=self.queue.keys):
                 for command in ("SORT_RO", "SORT"):  # SORT_RO: Redis 7.0 and later; SORT is a write command
                     try:
                         first = client.execute_command(command, *sort[1:], start, page(start), *tail)  # type: ignore[no-untyped-call]
@@ -243,7 +243,7 @@ class RawQueue:
                 # Keep two requests ahead, so Redis always has the next batch to read while this one is
                 # decoded (a request past the end costs Redis an empty reply).
                 while not last and len(in_flight) < 2 and (stop == -1 or asked <= stop):
-                    with connection.unavailable_as_error(client):
+                    with connection.unavailable_as_error(client, keys=self.queue.keys):
                         conn.send_command(*sort, asked, page(asked), *tail)
                     in_flight.append(asked)
                     asked += page(asked)
@@ -251,10 +251,10 @@ class RawQueue:
                     yield FieldBatch(_texts(reply[0::width]), [reply[k::width] for k in range(1, width)])
                 if last or not in_flight:
                     break
-                with connection.unavailable_as_error(client):
+                with connection.unavailable_as_error(client, keys=self.queue.keys):
                     reply = conn.read_response()
                 position = in_flight.popleft()
-            with connection.unavailable_as_error(client):
+            with connection.unavailable_as_error(client, keys=self.queue.keys):
                 while in_flight:  # requests past the end: empty replies
                     conn.read_response()
                     in_flight.popleft()
@@ -290,13 +290,13 @@ class RawQueue:
             for ids in itertools.chain(windows(), [None]):
                 if ids:
                     keys = [base + i.encode() for i in ids]
-                    with connection.unavailable_as_error(client):
+                    with connection.unavailable_as_error(client, keys=self.queue.keys):
                         conn.send_packed_command([b"".join([b"%b$%d\r\n%b\r\n%b" % (head, len(k), k, tail)
                                                             for k in keys])])
                 if pending is not None:
                     rows: list[Any] = []
                     refused: dict[int, str] = {}
-                    with connection.unavailable_as_error(client):
+                    with connection.unavailable_as_error(client, keys=self.queue.keys):
                         for i in range(len(pending)):
                             try:
                                 rows.append(conn.read_response())
@@ -324,7 +324,7 @@ class RawQueue:
         """The job hashes exactly as Redis holds them (``{}`` for a job that is gone), in one round trip."""
         keys = self.queue.keys
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client), client.pipeline(transaction=False) as pipe:
+        with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hgetall(keys.job(str(job_id)))
             return [dict(reply) for reply in pipe.execute()]
@@ -351,7 +351,7 @@ class RawQueue:
             return self._run_many_args(scripts.job_presence(self.queue.keys, [str(i) for i in ids]))
         client = self._bytes()[0]
         keys = self.queue.keys
-        with connection.unavailable_as_error(client), client.pipeline(transaction=False) as pipe:
+        with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.exists(keys.job(str(job_id)))
                 pipe.exists(keys.lock(str(job_id)))
@@ -364,14 +364,14 @@ class RawQueue:
         if name not in _SCORED_KEYS:
             raise ValueError(f"scores reads {', '.join(sorted(_SCORED_KEYS))}, not {name!r}")
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client):
+        with connection.unavailable_as_error(client, keys=self.queue.keys):
             rows: list[tuple[Any, float]] = client.zrange(self.queue.keys(name), start, end, withscores=True)  # type: ignore[assignment]
         return [(text(member), float(score)) for member, score in rows]
 
     def has_repeatables(self, repeat_keys: Sequence[str]) -> list[bool]:
         """Per repeat key (as ``get_repeatable_jobs`` shows it), whether the queue has that definition."""
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client), client.pipeline(transaction=False) as pipe:
+        with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
             for key in repeat_keys:
                 pipe.zscore(self.queue.keys("repeat"), key)
             return [reply is not None for reply in pipe.execute()]
@@ -379,7 +379,7 @@ class RawQueue:
     def id_counter(self) -> int | None:
         """The job-id counter (the last automatic id), or None when there is none or it is not a number."""
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client):
+        with connection.unavailable_as_error(client, keys=self.queue.keys):
             value = client.get(self.queue.keys("id"))
         try:
             return None if value is None else int(value)
@@ -391,7 +391,7 @@ class RawQueue:
         lists left to right, as bytes."""
         keys = self.queue.keys
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client), client.pipeline(transaction=True) as pipe:
+        with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=True) as pipe:
             for suffix in METRICS_KEYS:
                 if suffix.endswith(":data"):
                     pipe.lrange(keys(suffix), 0, -1)
@@ -408,7 +408,7 @@ class RawQueue:
     def key_type(self, name: str) -> str:
         """The Redis type of the queue's key ``prefix:name:<name>`` ("none" when absent)."""
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client):
+        with connection.unavailable_as_error(client, keys=self.queue.keys):
             return text(client.type(self.queue.keys(name)))
 
     # --- writing jobs -----------------------------------------------------------------------------------
@@ -459,5 +459,5 @@ class RawQueue:
         if not repeat_keys:
             return 0
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client):
+        with connection.unavailable_as_error(client, keys=self.queue.keys):
             return int(client.zrem(self.queue.keys("repeat"), *repeat_keys))

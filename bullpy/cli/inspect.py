@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from .. import connection
+from ..errors import WrongKeyType
 from ..queue import DEFAULT_COUNT_TYPES, Queue, find_queues
 from ..utils import now_ms
 from . import main
@@ -52,19 +53,35 @@ def queues(ctx: click.Context, watch: float | None) -> None:
     except (ValueError, TypeError) as exc:  # a bad URL or prefix: reported as open_queue reports it
         raise click.BadParameter(str(exc), param_hint="QUEUE") from None
 
+    damaged: list[str] = []  # queues of the last drawing with a key of the wrong type
+
     def draw() -> None:
-        rows = []
+        rows: list[dict[str, Any]] = []
+        damaged.clear()
         for name in find_queues(source, prefix):
             try:
                 queue = Queue(name, source, prefix=prefix)
             except ValueError as exc:  # on a cluster: an id key without a hash tag, not a working Bull queue
                 note(f"skipped {prefix}:{name}: {exc}")
                 continue
-            rows.append({"queue": name, **queue.get_job_counts(), "paused_flag": queue.is_paused()})
-        emit(ctx, rows, [Column("queue"), *_COUNTS, Column("paused_flag", "paused?")],
-             empty=f"no Bull queues under prefix {prefix!r}")
+            try:
+                rows.append({"queue": name, **queue.get_job_counts(), "paused_flag": queue.is_paused()})
+            except WrongKeyType as exc:  # one damaged queue is shown as such; the others are listed as usual
+                what = (f"{exc.key} is a {exc.actual}, not a {exc.expected}" if exc.key is not None
+                        else "a key holds the wrong kind of value (WRONGTYPE)")
+                rows.append({"queue": name, "damaged": f"damaged: {what}"})
+                damaged.append(name)
+        columns = [Column("queue"), *_COUNTS, Column("paused_flag", "paused?")]
+        if damaged:
+            columns.append(Column("damaged"))
+        emit(ctx, rows, columns, empty=f"no Bull queues under prefix {prefix!r}")
+        if damaged:
+            note(f"{len(damaged)} queue{'s' if len(damaged) != 1 else ''} with a key of the wrong type: "
+                 + ", ".join(damaged) + " (`bullpy doctor QUEUE` explains)")
 
     _watch(ctx, watch, draw)
+    if damaged:
+        ctx.exit(1)
 
 
 def _workers(queue: Queue) -> list[dict[str, str]]:
