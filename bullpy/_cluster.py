@@ -91,6 +91,13 @@ def pin(cluster: RedisCluster, prefix: str, name: str) -> _redis.Redis:
     return client
 
 
+def pin_like(client: _redis.Redis, like: _redis.Redis) -> None:
+    """Count ``client`` (made from ``like``'s connection settings) as pinned in ``like``'s cluster, if any."""
+    cluster = _pinned.get(like)
+    if cluster is not None:
+        _pinned[client] = cluster
+
+
 def cluster_of(client: _redis.Redis) -> RedisCluster | None:
     """The cluster a pinned client belongs to, or None for a single server."""
     return _pinned.get(client)

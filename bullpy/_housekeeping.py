@@ -62,9 +62,10 @@ class Housekeeping:
                     if now >= next_guard or time.time() * 1000 >= self.next_delay:
                         self.promote_delayed()
                         next_guard = now + w.guard_interval / 1000
+                        w.outage.ok()
             except Exception as exc:
                 if not w._closed.is_set():
-                    self.queue._emit("error", exc)
+                    w._report(exc)
             if w._closing.is_set() and not w._held:
                 return
             until_delay = (self.next_delay - time.time() * 1000) / 1000 if math.isfinite(self.next_delay) else math.inf

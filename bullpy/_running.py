@@ -10,6 +10,7 @@ completion that hands back the next job (Node's fetch-next) passes its slot on t
 from __future__ import annotations
 
 import queue as _queue
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import redis as _redis
 
 from ._core import options as _options
 from ._core import scripts
-from ._core.codec import parse_job_hash, to_json
+from ._core.codec import JobRecord, parse_job_hash, to_json
 from ._core.work import completed_payload, failed_attempt, keep_jobs
 from ._handlers import handler_stack
 from .connection import unavailable_as_error
@@ -111,7 +112,7 @@ class Runs:
             try:
                 outcome = self._process(current)
             except Exception as exc:
-                self.queue._emit("error", exc)
+                self.worker._report(exc)
                 outcome = None
             except BaseException:
                 # A handler's SystemExit: its job is abandoned (its lock expires, the stalled check returns
@@ -131,17 +132,17 @@ class Runs:
     def _process(self, taken: scripts.Taken) -> Outcome | None:
         w = self.worker
         try:
-            record = parse_job_hash(taken.id, taken.fields, now_ms())
-        except ValueError as exc:
+            job = Job(self.queue, _read_job(taken))
+        except Exception as exc:
             # Divergence (safe): Node throws in Job.fromJSON and leaves the job locked in `active` until the
-            # stalled check fails it; bullpy fails it now, with the reason, so nothing waits for a lock.
+            # stalled check fails it; bullpy fails it now, finally, with the reason, whatever failed to read
+            # (docs/divergences.md W2), so nothing waits for a lock.
             self._fail_unreadable(taken.id, exc)
             return None
-        job = Job(self.queue, record)
         with w._active_lock:
             w._active[job.id] = job
         try:
-            if "repeat" in record.opts:
+            if "repeat" in job.opts:
                 self._schedule_next_repeat(job)
             return self._execute(job)
         except BaseException:
@@ -198,14 +199,14 @@ class Runs:
         call = scripts.move_to_failed(self.keys, job.id, w._token, decision.attempt, w.metrics_points, w._clock())
         return Outcome(job, call, "failed", error)
 
-    def _fail_unreadable(self, job_id: str, error: ValueError) -> None:
+    def _fail_unreadable(self, job_id: str, error: Exception) -> None:
         w = self.worker
         stub = parse_job_hash(job_id, {"opts": "{}", "data": "{}"}, now_ms())
         decision = failed_attempt(stub, error, None, now_ms=now_ms(), strategies={}, discarded=True)
         try:
             self.queue._run(scripts.move_to_failed(self.keys, job_id, w._token, decision.attempt, None, w._clock()))
         except Exception as exc:
-            self.queue._emit("error", exc)
+            self.worker._report(exc)
         self.queue._emit("error", error)
 
     # --- finishing --------------------------------------------------------------------------------------
@@ -245,11 +246,13 @@ class Runs:
             replies = self._send([o.call for o in batch])
         except Exception as exc:
             replies = [exc] * len(batch)
+        else:
+            w.outage.ok()
         next_jobs: list[scripts.Taken | None] = []
         for outcome, reply in zip(batch, replies):
             taken: scripts.Taken | None = None
             if isinstance(reply, Exception):
-                self.queue._emit("error", reply)
+                w._report(reply)
             else:
                 try:
                     parsed = outcome.call.parse(reply)
@@ -270,10 +273,10 @@ class Runs:
         """Run Calls in one round trip, each reply unparsed and errors in place: EVALSHA pipelined as is
         (redis-py's scripts in a pipeline would first ask SCRIPT EXISTS, a round trip of its own), and the
         calls Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH) loaded and sent again."""
-        runner = self.queue._runner
+        runner = self.worker._wrunner
         if len(calls) == 1:
             return runner.run_many_raw(calls)
-        client = self.queue.client
+        client = self.worker._wclient
         shas = [runner.script(call.script).sha for call in calls]
         with unavailable_as_error(client):
             replies = _evalsha_pipeline(client, shas, calls)
@@ -304,6 +307,34 @@ class Runs:
         with w._idle:
             w._active.pop(job.id, None)
             w._idle.notify_all()
+
+
+#: How much deeper than Python's usual allowance a job's JSON may nest when a worker reads it (Node's JSON.parse
+#: reads thousands of levels; Python's json stops at about 1,000): some 25,000 levels, which the C stack of a
+#: job thread holds. Deeper data fails the job at once (docs/divergences.md W2).
+DEEP_JSON_ALLOWANCE = 50_000
+_deep_lock = threading.Lock()
+
+
+def _read_job(taken: scripts.Taken) -> JobRecord:
+    """``parse_job_hash`` for a taken job; JSON nested deeper than Python's recursion limit is read again
+    with a higher limit, one such job at a time (the limit is process-wide: it is restored afterwards)."""
+    try:
+        return parse_job_hash(taken.id, taken.fields, now_ms())
+    except RecursionError:
+        pass
+    with _deep_lock:
+        before = sys.getrecursionlimit()
+        sys.setrecursionlimit(before + DEEP_JSON_ALLOWANCE)
+        try:
+            return parse_job_hash(taken.id, taken.fields, now_ms())
+        except RecursionError:
+            raise RecursionError(
+                f"job {taken.id!r}: its JSON nests deeper than a worker reads "
+                f"(about {DEEP_JSON_ALLOWANCE // 2:,} levels)"
+            ) from None
+        finally:
+            sys.setrecursionlimit(before)
 
 
 def _evalsha_pipeline(client: _redis.Redis, shas: Sequence[str], calls: Sequence[scripts.Call[Any]]) -> list[Any]:

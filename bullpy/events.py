@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bullpy")
 
 LOCAL_EVENTS = frozenset({"active", "progress", "completed", "failed", "stalled", "error", "drained", "paused",
-                          "resumed", "waiting", "cleaned", "removed", "lock-extension-failed"})
+                          "resumed", "waiting", "cleaned", "removed", "lock-extension-failed",
+                          "recovered"})
 # Channels Node subscribes to with a pattern (their messages carry an @token suffix).
 _PATTERN_EVENTS = frozenset({"active", "waiting", "stalled", "duplicated", "debounced"})
 GLOBAL_EVENTS = frozenset({"completed", "failed", "progress", "paused", "resumed", "drained"} | _PATTERN_EVENTS)

@@ -21,6 +21,7 @@ in ``_housekeeping.py``.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,9 +29,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis as _redis
 
+from . import _cluster
 from ._core import options as _options
 from ._core import scripts
 from ._core.work import BackoffStrategy
+from ._facade import ScriptRunner
 from ._handlers import Handler, Handlers
 from ._housekeeping import Housekeeping
 from ._running import Runs
@@ -47,6 +50,46 @@ from .utils import now_ms
 
 if TYPE_CHECKING:
     from .queue import Queue
+
+log = logging.getLogger("bullpy.worker")
+
+#: What a lost (or restarting, or failing-over) Redis raises: reported once per outage, not once per attempt.
+OUTAGE_ERRORS = (_redis.ConnectionError, _redis.TimeoutError, RedisUnavailable, RedisReadOnly)
+
+
+class Outage:
+    """One worker's account of a lost connection to Redis: the first failure is reported (an ``error`` event and
+    a log line), later ones only counted, until a round trip succeeds again: then one ``recovered`` event
+    (``failed_attempts``, ``seconds``) and a log line. Every thread of the worker (taking, job, finishing,
+    housekeeping) reports here, so an outage costs one error event whatever the concurrency."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self._lock = threading.Lock()
+        self.since: float | None = None
+        self.failed_attempts = 0
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            first = self.since is None
+            if first:
+                self.since = time.monotonic()
+            self.failed_attempts += 1
+        if first:
+            log.warning("worker on %s lost its connection to Redis (%s); retrying until it is back",
+                        self.queue.name, exc)
+            self.queue._emit("error", exc)
+
+    def ok(self) -> None:
+        if self.since is None:  # the common case, without the lock
+            return
+        with self._lock:
+            if self.since is None:
+                return
+            seconds, attempts = time.monotonic() - self.since, self.failed_attempts
+            self.since, self.failed_attempts = None, 0
+        log.warning("worker on %s: Redis is back after %.1f s (%d failed attempts)", self.queue.name, seconds, attempts)
+        self.queue._emit("recovered", attempts, seconds)
 
 
 class Worker:
@@ -120,12 +163,25 @@ class Worker:
         self._drained = True
         self._threads: list[threading.Thread] = []
         self._bclient: _redis.Redis | None = None
+        # The client the taking and finishing scripts run on (they hand back job hashes): the queue's own, or
+        # one like it that decodes bytes that are not UTF-8 with U+FFFD as ioredis does (see _work_client).
+        self._wclient: _redis.Redis = queue.client
+        self._wrunner: ScriptRunner = queue._runner
+        self._wpool: _redis.ConnectionPool | None = None
         self._running = False
         self._in_blmove = threading.Event()
         self._fetch_stopped = threading.Event()
         self._bclient_id: int | None = None
+        self.outage = Outage(queue)
         self._housekeeping = Housekeeping(self)
         self._runs = Runs(self)
+
+    def _report(self, exc: BaseException) -> None:
+        """An error of one of the worker's threads: a lost connection once per outage, anything else as is."""
+        if isinstance(exc, OUTAGE_ERRORS) and not isinstance(exc, RedisAuthenticationFailed):
+            self.outage.failed(exc)
+        else:
+            self.queue._emit("error", exc)
 
     # --- set-up -----------------------------------------------------------------------------------------
     @property
@@ -179,6 +235,7 @@ class Worker:
         self.queue._workers.append(self)
         self._handlers.open(self.concurrency)
         self._bclient = self._blocking_client()
+        self._work_client()
         # As Node's run(): promote due delayed jobs and run the stalled check once before taking jobs,
         # so a recovered job is next in line.
         try:
@@ -217,6 +274,22 @@ class Worker:
         kwargs["socket_timeout"] = self.drain_delay + 10
         pool = _redis.ConnectionPool(connection_class=self.queue.client.connection_pool.connection_class, **kwargs)
         return _redis.Redis(connection_pool=pool)
+
+    def _work_client(self) -> None:
+        # A client that decodes replies strictly raises UnicodeDecodeError on a job hash holding bytes that
+        # are not UTF-8, after the script has locked the job: the worker's scripts read them as Node does
+        # (ioredis decodes with U+FFFD), so such a job runs like any other (docs/divergences.md W2).
+        client = self.queue.client
+        kwargs = dict(client.connection_pool.connection_kwargs)
+        if not kwargs.get("decode_responses") or kwargs.get("encoding_errors", "strict") != "strict":
+            return
+        kwargs["encoding_errors"] = "replace"
+        self._wpool = _redis.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
+        self._wclient = _redis.Redis(connection_pool=self._wpool)
+        _cluster.pin_like(self._wclient, client)
+        runner = self.queue._runner
+        self._wrunner = ScriptRunner(self._wclient, runner.keys)
+        self._wrunner.write_refusal = runner.write_refusal
 
     # --- local control ----------------------------------------------------------------------------------
     def pause(self) -> None:
@@ -294,6 +367,8 @@ class Worker:
         if self._bclient is not None:
             # The pool was made here, so closing the client alone would leave its connection open.
             self._bclient.connection_pool.disconnect()
+        if self._wpool is not None:
+            self._wpool.disconnect()
         if self in self.queue._workers:
             self.queue._workers.remove(self)
         self._closed.set()
@@ -313,6 +388,7 @@ class Worker:
                     break
                 taken = self._fetch()
                 failures = 0
+                self.outage.ok()
                 if taken is not None:
                     with self._idle:
                         self._held += 1
@@ -322,7 +398,7 @@ class Worker:
                 if self._closing.is_set() or self._paused.is_set():
                     continue
                 failures += 1
-                self.queue._emit("error", exc)
+                self._report(exc)
                 # Back off while Redis is away, restarts (LOADING) or fails over (READONLY from a demoted
                 # master; bullpy's scripts raise these as RedisUnavailable/RedisReadOnly):
                 # 0.1 s doubling up to retry_process_delay.
@@ -351,7 +427,7 @@ class Worker:
             if moved is None:
                 return None
             job_id = moved.decode() if isinstance(moved, bytes) else str(moved)
-        taken = self.queue._run(scripts.move_to_active(
+        taken = self._wrunner.run(scripts.move_to_active(
             self.keys, self._token, self.lock_duration, now_ms(), job_id, self.limiter, self._clock(),
         ))
         if taken is None:
@@ -360,7 +436,7 @@ class Worker:
             self._drained = True
         else:
             self._drained = False
-        return taken  # type: ignore[no-any-return]
+        return taken
 
     def _clock(self) -> int | None:
         # The offset the scripts add to Redis's clock when they stamp processedOn/finishedOn (the stamp is so

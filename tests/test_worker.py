@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -290,3 +291,79 @@ def _safe(fn: Callable[[], Any]) -> Any:
         return fn()
     except (redis.RedisError, ConnectionError):
         return None
+
+
+def test_unreadable_jobs_fail_at_once_and_readable_odd_ones_run(
+    queue: bullpy.Queue, make_worker: Callable[..., Worker], redis_client: redis.Redis, redis_url: str,
+) -> None:
+    # docs/divergences.md W2: what Node can read (bytes that are not UTF-8, JSON thousands deep) runs; what it
+    # cannot (data not JSON, opts null) or what nests too deep for a worker fails at once, finally.
+    raw = redis.Redis.from_url(redis_url)  # bytes as they are
+    cases: dict[str, dict[bytes, bytes]] = {
+        "not-utf8": {b"data": b'{"s":"a\xff\xfeb"}'},
+        "deep": {b"data": b"[" * 5000 + b"]" * 5000},
+        "deep-object": {b"data": b'{"a":' * 5000 + b"1" + b"}" * 5000},
+        "null-opts": {b"opts": b"null"},
+        "not-json": {b"data": b"{bad"},
+        "too-deep": {b"data": b"[" * 200_000 + b"]" * 200_000},
+    }
+    ids = {}
+    for name, fields in cases.items():
+        job = queue.add({"x": 1}, name=name, attempts=3)
+        raw.hset(queue.keys.job(job.id), mapping=fields)  # type: ignore[arg-type]
+        ids[name] = job.id
+    seen: dict[str, Any] = {}
+
+    def handler(job: bullpy.Job) -> str:
+        seen[job.name] = job.data
+        return "ran"
+
+    errors: list[BaseException] = []
+    queue.on("error", errors.append)
+    make_worker(handler, concurrency=2)
+    wait_until(lambda: queue.get_completed_count() == 3 and queue.get_failed_count() == 3, 10)
+    assert redis_client.llen(queue.keys("active")) == 0
+    assert seen["not-utf8"] == {"s": "a\ufffd\ufffdb"}
+    depth, value = 0, seen["deep"]
+    while isinstance(value, list) and value:
+        depth, value = depth + 1, value[0]
+    assert depth == 4999
+    for name, reason in [("null-opts", "field 'opts' is JSON null"), ("not-json", "field 'data' is not valid JSON"),
+                         ("too-deep", "nests deeper than a worker reads")]:
+        job_key = queue.keys.job(ids[name])
+        assert reason in redis_client.hget(job_key, "failedReason")  # type: ignore[operator]
+        assert redis_client.zscore(queue.keys("failed"), ids[name]) is not None
+        assert redis_client.hget(job_key, "attemptsMade") == "1"  # failed finally despite attempts 3
+        assert redis_client.zscore(queue.keys("delayed"), ids[name]) is None
+    assert len(errors) == 3 and not [e for e in errors if isinstance(e, UnicodeDecodeError)]
+    assert sys.getrecursionlimit() < 10_000
+
+
+def test_an_outage_is_reported_once_and_its_end_once(make_redis_server: Callable[..., Any]) -> None:
+    server = make_redis_server(appendonly=True)
+    queue = bullpy.Queue("outage-q", server.url())
+    errors: list[BaseException] = []
+    recovered: list[tuple[int, float]] = []
+    queue.on("error", errors.append)
+    queue.on("recovered", lambda attempts, seconds: recovered.append((attempts, seconds)))
+    worker = Worker(queue, lambda job: (time.sleep(0.02), job.data["n"])[1], concurrency=5).start()
+    try:
+        for i in range(200):
+            queue.add({"n": i})
+        wait_until(lambda: queue.get_completed_count() >= 20)
+        server.stop()  # jobs are running, finishing, being taken: every thread meets the outage
+        time.sleep(3)
+        during = len(errors)
+        server.start()
+        later = [queue.add({"n": i}) for i in range(200, 210)]
+        wait_until(lambda: all(_safe(lambda j=j: queue.get_job(j.id).returnvalue) == j.data["n"]  # type: ignore[union-attr]
+                               for j in later), 30, "work to resume")
+        wait_until(lambda: recovered, 10, "the recovery to be reported")
+        assert 1 <= during <= 3, [repr(e) for e in errors]
+        assert len(errors) <= 3
+        assert len(recovered) == 1
+        attempts, seconds = recovered[0]
+        assert attempts >= 2 and seconds >= 2.5
+    finally:
+        worker.close(timeout=5)
+        queue.close()
