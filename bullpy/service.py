@@ -358,6 +358,11 @@ class Supervisor:
         while True:
             alive = [s.process for s in self.slots if s.process is not None and s.process.is_alive()]
             if self.signals and not alive:
+                # The last processes may have ended since the previous pass: their codes count, not the
+                # codes of the processes they replaced.
+                for slot in self.slots:
+                    if slot.process is not None:
+                        codes[slot.index] = slot.process.exitcode if slot.process.exitcode is not None else -1
                 break
             multiprocessing.connection.wait([p.sentinel for p in alive], timeout=0.2)
             for slot in self.slots:

@@ -91,7 +91,7 @@ def test_add_bulk_batch_is_all_or_nothing_in_redis(queue: bullpy.Queue, redis_cl
     # A key of the wrong type makes the script refuse the whole batch before its first write.
     redis_client.set(queue.keys("delayed"), "not a zset")
     before = keyspace(redis_client, prefix)
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+    with pytest.raises(bullpy.WrongKeyType, match="delayed is a string, not a zset"):
         queue.add_bulk([{"data": {"n": 1}}, {"data": {"n": 2}, "opts": {"delay": 1000}}])
     assert keyspace(redis_client, prefix) == before
 
