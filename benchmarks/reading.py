@@ -36,6 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _keys import unlink_matching  # benchmarks/ is on sys.path: these run as scripts
+
 HERE = Path(__file__).resolve().parent
 NODE_BENCH = HERE / "node_bench.js"
 TS0 = 1_795_800_000_000
@@ -216,14 +218,7 @@ class Server:
         return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
     def delete(self, prefix: str) -> None:
-        batch = []
-        for key in self.client.scan_iter(f"{prefix}:*", count=5000):
-            batch.append(key)
-            if len(batch) >= 5000:
-                self.client.unlink(*batch)
-                batch.clear()
-        if batch:
-            self.client.unlink(*batch)
+        unlink_matching(self.client, f"{prefix}:*", batch=5000)
 
     def stop(self) -> None:
         self.client.close()

@@ -30,6 +30,8 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+from _keys import unlink_matching  # benchmarks/ is on sys.path: these run as scripts
+
 HERE = Path(__file__).resolve().parent
 NODE_BENCH = HERE / "node_bench.js"
 JOB_OPTS = {"attempts": 3, "backoff": {"type": "exponential", "delay": 2000}}
@@ -358,18 +360,10 @@ class Bench:
         return f"{label}-{uuid.uuid4().hex[:6]}"
 
     def delete_queue(self, name: str) -> None:
-        for key in self.redis.scan_iter(f"{self.prefix}:{name}:*", count=5000):
-            self.redis.unlink(key)
+        unlink_matching(self.redis, f"{self.prefix}:{name}:*")
 
     def cleanup(self) -> None:
-        batch = []
-        for key in self.redis.scan_iter(f"{self.prefix}:*", count=5000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                self.redis.unlink(*batch)
-                batch.clear()
-        if batch:
-            self.redis.unlink(*batch)
+        unlink_matching(self.redis, f"{self.prefix}:*")
 
     def add(self, section: str, label: str, result: dict[str, Any] | None, note: str = "") -> None:
         self.rows.append({"section": section, "label": label, "result": result, "note": note})
