@@ -152,11 +152,16 @@ def job_text(job: Job) -> str:
     if job.progress not in (None, 0):
         parts.append(f"progress={job.progress!r}")
     if job.failed_reason:
-        reason = job.failed_reason if len(job.failed_reason) <= 80 else job.failed_reason[:79] + "…"
-        parts.append(f"failed_reason={reason!r}")
+        parts.append(f"failed_reason={_cut(job.failed_reason, 80)!r}")
     if job.duplicate:
         parts.append("duplicate")
+    if job.damaged:
+        parts.append(f"damaged={_cut(job.damaged, 80)!r}")
     return " ".join(parts) + ">"
+
+
+def _cut(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: width - 1] + "…"
 
 
 def _row(label: str, value: str) -> str:
@@ -168,6 +173,8 @@ def job_rows(job: Job, state: str | None = None, logs: Sequence[str] | None = No
     fold into an expandable block instead of being cut."""
     now = now_ms()
     rows = [_row("name", f"<code>{esc(job.name)}</code>")]
+    if job.damaged:
+        rows.append(_row("damaged", f"<span style='color:#b91c1c'>{esc(job.damaged)}</span>"))
     if state is not None:
         rows.append(_row("state", badge(state)))
     rows.append(_row("data", expandable(to_text(job.data, LONG_LIMIT, indent=2))))

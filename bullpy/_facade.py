@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis as _redis
 
+from ._core.jobhash import WrongType
 from ._core.keys import READ_ONLY_SCRIPTS
 from ._core.ops import Batch, Op, Step, run_sync
 from ._core.reads import Read
 from ._core.scripts import SOURCES, Call
-from .connection import unavailable_as_error
+from .connection import bytes_client, unavailable_as_error
 
 if TYPE_CHECKING:
     from ._core.keys import QueueKeys
@@ -30,6 +31,7 @@ class ScriptRunner:
         self._scripts: dict[str, Any] = {}
         #: Set by a Queue that may only be read: every script but the read-only ones raises ValueError(it).
         self.write_refusal: str | None = None
+        self._bytes: _redis.Redis | None = None
 
     def script(self, name: str) -> Any:
         if self.write_refusal is not None and name not in READ_ONLY_SCRIPTS:
@@ -41,7 +43,14 @@ class ScriptRunner:
 
     def run(self, call: Call[T]) -> T:
         with unavailable_as_error(self.client, keys=self.keys):
-            reply = self.script(call.script)(keys=call.keys, args=call.args)
+            try:
+                reply = self.script(call.script)(keys=call.keys, args=call.args)
+            except UnicodeDecodeError:
+                # Bytes that are not UTF-8 in a reply, on a client that decodes strictly: a script that only
+                # reads is run again on a client that reads bytes (its parser decodes them as Node does).
+                if call.script not in READ_ONLY_SCRIPTS:
+                    raise
+                reply = self.script(call.script)(keys=call.keys, args=call.args, client=self.bytes_client())
         return call.parse(reply)
 
     def run_many(self, calls: Sequence[Call[T]], *, transaction: bool = True) -> list[T]:
@@ -71,27 +80,50 @@ class ScriptRunner:
 
     def read(self, read: Read[T]) -> T:
         """Send a Read's commands in one round trip: MULTI/EXEC for a snapshot (a plain pipeline when Redis,
-        over ``maxmemory``, refuses MULTI even for reads), else a plain pipeline or the lone command."""
-        commands = read.commands
-        if not commands:
+        over ``maxmemory``, refuses MULTI even for reads), else a plain pipeline or the lone command.
+
+        A client that decodes replies strictly fails on bytes that are not UTF-8 (another program wrote
+        them): the Read is then sent again on a client that reads bytes, which its parser decodes as Node
+        does and reports."""
+        if not read.commands:
             return read.parse([])
-        with unavailable_as_error(self.client, keys=self.keys):
-            if not read.snapshot and len(commands) == 1:
-                return read.parse([self.client.execute_command(*commands[0])])  # type: ignore[no-untyped-call]
-            if read.snapshot:
-                try:
-                    replies = self._pipeline(commands, True)
-                except _redis.exceptions.OutOfMemoryError:
-                    replies = self._pipeline(commands, False)
-            else:
-                replies = self._pipeline(commands, False)
+        try:
+            replies = self._replies(read, self.client)
+        except UnicodeDecodeError:
+            replies = self._replies(read, self.bytes_client())
         return read.parse(replies)
 
-    def _pipeline(self, commands: Sequence[tuple[Any, ...]], transaction: bool) -> list[Any]:
-        with self.client.pipeline(transaction=transaction) as pipe:
-            for command in commands:
+    def bytes_client(self) -> _redis.Redis:
+        """A client on the same connection settings that reads replies as bytes (made once, when needed)."""
+        if self._bytes is None:
+            self._bytes = bytes_client(self.client)
+        return self._bytes
+
+    def _replies(self, read: Read[Any], client: _redis.Redis) -> list[Any]:
+        commands = read.commands
+        with unavailable_as_error(client, keys=self.keys):
+            if not read.snapshot and len(commands) == 1:
+                try:
+                    return [client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
+                except _redis.ResponseError as exc:
+                    if read.wrong_type_in_place and str(exc).startswith("WRONGTYPE"):
+                        return [WrongType(str(exc))]
+                    raise
+            if read.snapshot:
+                try:
+                    replies = self._pipeline(client, read, True)
+                except _redis.exceptions.OutOfMemoryError:
+                    replies = self._pipeline(client, read, False)
+            else:
+                replies = self._pipeline(client, read, False)
+            return in_place(replies, read)
+
+    @staticmethod
+    def _pipeline(client: _redis.Redis, read: Read[Any], transaction: bool) -> list[Any]:
+        with client.pipeline(transaction=transaction) as pipe:
+            for command in read.commands:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-            return list(pipe.execute())
+            return list(pipe.execute(raise_on_error=not read.wrong_type_in_place))
 
     def step(self, step: Step) -> Any:
         """Perform one step of an operation (a Call, a Read or a Batch) and return its reply."""
@@ -105,3 +137,18 @@ class ScriptRunner:
     def drive(self, op: Op[T]) -> T:
         """Run an operation of ``bullpy._core.ops`` to its end."""
         return run_sync(op, self.step)
+
+
+def in_place(replies: list[Any], read: Read[Any]) -> list[Any]:
+    """The replies of a Read sent with errors in place: a WRONGTYPE becomes a ``WrongType`` reply when the
+    Read takes them so; any other error is raised (the caller turns it into bullpy's)."""
+    out: list[Any] = []
+    for reply in replies:
+        if isinstance(reply, _redis.ResponseError):
+            if read.wrong_type_in_place and str(reply).split(" of pipeline caused error: ", 1)[-1].startswith(
+                    "WRONGTYPE"):
+                reply = WrongType(str(reply).split(" of pipeline caused error: ", 1)[-1])
+            else:
+                raise reply
+        out.append(reply)
+    return out

@@ -10,7 +10,6 @@ completion that hands back the next job (Node's fetch-next) passes its slot on t
 from __future__ import annotations
 
 import queue as _queue
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ import redis as _redis
 
 from ._core import options as _options
 from ._core import scripts
-from ._core.codec import JobRecord, parse_job_hash, to_json
+from ._core.codec import to_json
+from ._core.jobhash import parse_job_hash, parse_job_hash_deep
 from ._core.work import completed_payload, failed_attempt, keep_jobs
 from ._handlers import handler_stack
 from .connection import unavailable_as_error
@@ -132,7 +132,7 @@ class Runs:
     def _process(self, taken: scripts.Taken) -> Outcome | None:
         w = self.worker
         try:
-            job = Job(self.queue, _read_job(taken))
+            job = Job(self.queue, parse_job_hash_deep(taken.id, taken.fields, now_ms()))
         except Exception as exc:
             # Divergence (safe): Node throws in Job.fromJSON and leaves the job locked in `active` until the
             # stalled check fails it; bullpy fails it now, finally, with the reason, whatever failed to read
@@ -307,34 +307,6 @@ class Runs:
         with w._idle:
             w._active.pop(job.id, None)
             w._idle.notify_all()
-
-
-#: How much deeper than Python's usual allowance a job's JSON may nest when a worker reads it (Node's JSON.parse
-#: reads thousands of levels; Python's json stops at about 1,000): some 25,000 levels, which the C stack of a
-#: job thread holds. Deeper data fails the job at once (docs/divergences.md W2).
-DEEP_JSON_ALLOWANCE = 50_000
-_deep_lock = threading.Lock()
-
-
-def _read_job(taken: scripts.Taken) -> JobRecord:
-    """``parse_job_hash`` for a taken job; JSON nested deeper than Python's recursion limit is read again
-    with a higher limit, one such job at a time (the limit is process-wide: it is restored afterwards)."""
-    try:
-        return parse_job_hash(taken.id, taken.fields, now_ms())
-    except RecursionError:
-        pass
-    with _deep_lock:
-        before = sys.getrecursionlimit()
-        sys.setrecursionlimit(before + DEEP_JSON_ALLOWANCE)
-        try:
-            return parse_job_hash(taken.id, taken.fields, now_ms())
-        except RecursionError:
-            raise RecursionError(
-                f"job {taken.id!r}: its JSON nests deeper than a worker reads "
-                f"(about {DEEP_JSON_ALLOWANCE // 2:,} levels)"
-            ) from None
-        finally:
-            sys.setrecursionlimit(before)
 
 
 def _evalsha_pipeline(client: _redis.Redis, shas: Sequence[str], calls: Sequence[scripts.Call[Any]]) -> list[Any]:

@@ -37,7 +37,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -442,7 +442,14 @@ def damaged_key(client: _redis.Redis, keys: QueueKeys) -> tuple[str, str, str] |
         for suffix in KEY_TYPES:
             pipe.type(keys(suffix))
         found = pipe.execute()
-    for (suffix, expected), kind in zip(KEY_TYPES.items(), found):
+    return first_damaged_key(keys, found)
+
+
+def first_damaged_key(keys: QueueKeys, types: Sequence[Any]) -> tuple[str, str, str] | None:
+    """From the TYPE replies of the queue's own keys (in ``KEY_TYPES`` order), the first of another type."""
+    from ._core.keys import KEY_TYPES
+
+    for (suffix, expected), kind in zip(KEY_TYPES.items(), types):
         actual = kind.decode() if isinstance(kind, bytes) else str(kind)
         if actual not in ("none", expected):
             return keys(suffix), actual, expected
@@ -455,6 +462,11 @@ def wrong_key_type(client: _redis.Redis, keys: QueueKeys, head: str = "") -> Wro
         damaged = damaged_key(client, keys)
     except _redis.RedisError:  # TYPE refused or the server gone: say what is known
         damaged = None
+    return wrong_key_type_error(keys, damaged, head)
+
+
+def wrong_key_type_error(keys: QueueKeys, damaged: tuple[str, str, str] | None, head: str = "") -> WrongKeyType:
+    """The WrongKeyType naming ``damaged`` (key, its type, Bull's), or saying a job's own key is the one."""
     fix = f"; `bullpy doctor {keys.name}` explains it, and nothing was changed"
     if damaged is None:
         return WrongKeyType(f"{head}a key of queue {keys.prefix}:{keys.name} holds the wrong kind of Redis value "
@@ -462,6 +474,19 @@ def wrong_key_type(client: _redis.Redis, keys: QueueKeys, head: str = "") -> Wro
     key, actual, expected = damaged
     return WrongKeyType(f"{head}damaged: {key} is a {actual}, not a {expected} (WRONGTYPE){fix}",
                         key=key, actual=actual, expected=expected)
+
+
+def bytes_client(client: _redis.Redis) -> _redis.Redis:
+    """A client on the same server, db and credentials that hands replies over as bytes: ``client`` itself
+    when it does not decode, else a new one on a pool of its own (the caller keeps it)."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    if not kwargs.get("decode_responses"):
+        return client
+    kwargs["decode_responses"] = False
+    raw = _redis.Redis(connection_pool=_redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+    _cluster.pin_like(raw, client)
+    return raw
 
 
 def url_for(client: _redis.Redis) -> str:

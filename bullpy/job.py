@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._core import ops, scripts
-from ._core.codec import JobRecord, parse_job_hash, to_json
+from ._core.codec import to_json
+from ._core.jobhash import JobRecord, parse_job_hash
 from ._core.keys import JobState
 from .utils import now_ms
 
@@ -88,6 +89,16 @@ class JobFields:
     @property
     def stacktrace(self) -> list[str]:
         return self.record.stacktrace
+
+    @property
+    def damaged(self) -> str | None:
+        """Why this job's hash is not what Bull writes, or None for a healthy job.
+
+        Set for a hash Node cannot read (``data``/``opts`` not JSON, ``opts`` JSON null; ``data`` is then the
+        stored text), JSON nested deeper than bullpy reads, bytes that are not UTF-8 (read as Node reads them,
+        with U+FFFD), a key that is not a hash, and a job listed in two states. ``bullpy doctor`` finds them all.
+        """
+        return self.record.damaged
 
     @property
     def returnvalue(self) -> Any:

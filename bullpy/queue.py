@@ -19,7 +19,6 @@ from . import _cluster, connection, events
 from ._core import ops, reads, scripts
 from ._core import options as _options
 from ._core.cluster import check_one_slot
-from ._core.codec import JobRecord, parse_job_hash
 from ._core.keys import QUEUE_KEY_SUFFIXES, RESERVED_ID_PREFIXES
 from ._core.ops import CLEAN_STATES, QueueStats
 from ._core.ops import PRESENCE_KEYS as _PRESENCE_KEYS
@@ -138,9 +137,6 @@ class Queue:
                 with self.client.pipeline(transaction=False) as pipe:
                     fill(pipe)
                     return list(pipe.execute())
-
-    def _record(self, job_id: str, fields: Mapping[Any, Any]) -> JobRecord | None:
-        return parse_job_hash(job_id, fields, now_ms()) if fields else None
 
     def __repr__(self) -> str:
         return f"<Queue {self.prefix}:{self.name} on {connection.describe(self.client)}>"
@@ -308,7 +304,8 @@ class Queue:
 
     # --- getters ----------------------------------------------------------------------------------------
     def get_job(self, job_id: str | int) -> Job | None:
-        """The job with this id, or None when it does not exist."""
+        """The job with this id, or None when it does not exist. A hash another program damaged is a Job whose
+        ``damaged`` says why (Node's ``getJob`` throws for some of them)."""
         record = self._runner.read(reads.job(self.keys, str(job_id), now_ms()))
         return None if record is None else Job(self, record)
 
@@ -357,7 +354,8 @@ class Queue:
         return self._runner.drive(ops.get_states(self.keys, ids))
 
     def get_jobs_by_ids(self, ids: Sequence[str]) -> list[Job]:
-        """Read many jobs in one round trip; ids whose hash is gone are skipped."""
+        """Read many jobs in one round trip; ids whose hash is gone are skipped, damaged ones are Jobs whose
+        ``damaged`` says why."""
         return [Job(self, record) for record in self._runner.read(reads.jobs(self.keys, ids, now_ms()))]
 
     def get_job_fields(self, ids: Sequence[str], fields: Sequence[str], *, batch_size: int = 5000,
@@ -372,8 +370,11 @@ class Queue:
         return self._runner.drive(ops.get_job_fields(self.keys, ids, fields, batch_size, plain))
 
     def get_jobs(self, types: str | Sequence[str], start: int = 0, end: int = -1, asc: bool = False) -> list[Job]:
-        """Jobs of the given states (Node's ``getJobs``); jobs removed meanwhile are skipped."""
-        return self.get_jobs_by_ids(self.get_ranges(types, start, end, asc))
+        """Jobs of the given states (Node's ``getJobs``); jobs removed meanwhile are skipped. A job another
+        program damaged is returned too, its ``damaged`` saying why (one listed in two of the states is
+        returned twice, as Node does, and so marked)."""
+        return [Job(self, record) for record in self._runner.drive(ops.get_jobs(self.keys, types, start, end,
+                                                                                  asc, now_ms()))]
 
     def get_waiting(self, start: int = 0, end: int = -1) -> list[Job]:
         """Waiting jobs, next to run first; reads the paused list while the queue is paused."""

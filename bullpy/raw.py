@@ -25,7 +25,7 @@ import redis as _redis
 from . import connection
 from . import retry as _retry
 from ._core import scripts
-from ._core.codec import parse_job_hash
+from ._core.jobhash import parse_job_hash
 from ._core.keys import check_job_id
 from ._core.scripts import Imported, ImportJob, RawJob
 from ._facade import ScriptRunner
@@ -60,11 +60,13 @@ class FieldBatch:
     """Some hash fields of a batch of jobs (``RawQueue.iter_state_fields``): the ids in reading order, and per
     field the values, one per job, as Redis holds them (None where absent; None throughout for a job whose
     hash is gone). ``refused``: jobs Redis would not read (position -> its error), such as a key that is not
-    a hash."""
+    a hash. ``atomic``: the ids and fields were read in one command, so a job without fields was listed with
+    no hash (damaged), not removed between two reads."""
 
     ids: list[str]
     columns: list[Sequence[bytes | None]]
     refused: Mapping[int, str] = field(default_factory=dict)
+    atomic: bool = False
 
 
 def _texts(items: Sequence[bytes]) -> list[str]:
@@ -248,7 +250,7 @@ class RawQueue:
                     in_flight.append(asked)
                     asked += page(asked)
                 if n:
-                    yield FieldBatch(_texts(reply[0::width]), [reply[k::width] for k in range(1, width)])
+                    yield FieldBatch(_texts(reply[0::width]), [reply[k::width] for k in range(1, width)], atomic=True)
                 if last or not in_flight:
                     break
                 with connection.unavailable_as_error(client, keys=self.queue.keys):

@@ -222,8 +222,10 @@ def test_damaged_jobs_show_a_parse_error_beside_healthy_ones(queue: bullpy.Queue
         raw_client.lpush(queue.keys("wait"), job_id)
     queue.add({"n": 2})
     raw_client.close()
-    with pytest.raises(ValueError):
-        queue.get_jobs(["waiting"])  # "opts is JSON null" (Node's fromJSON throws), or not UTF-8 for this client
+    jobs = {job.id: job for job in queue.get_jobs(["waiting"])}  # Node's getJobs throws on "null-opts"
+    assert [jobs[i].damaged for i in ("1", "2")] == [None, None]
+    assert "JSON null" in str(jobs["null-opts"].damaged) and "not valid UTF-8" in str(jobs["not-utf8"].damaged)
+    assert jobs["bad-data"].data == "{oops" and jobs["not-utf8"].data == {"n": "\ufffd"}
     frame = queue.jobs_frame(["waiting"]).set_index("id")
     assert list(frame.index) == ["1", "null-opts", "bad-data", "not-utf8", "2"]
     errors = frame["parse_error"]

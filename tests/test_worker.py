@@ -329,7 +329,7 @@ def test_unreadable_jobs_fail_at_once_and_readable_odd_ones_run(
         depth, value = depth + 1, value[0]
     assert depth == 4999
     for name, reason in [("null-opts", "field 'opts' is JSON null"), ("not-json", "field 'data' is not valid JSON"),
-                         ("too-deep", "nests deeper than a worker reads")]:
+                         ("too-deep", "nests deeper than bullpy reads")]:
         job_key = queue.keys.job(ids[name])
         assert reason in redis_client.hget(job_key, "failedReason")  # type: ignore[operator]
         assert redis_client.zscore(queue.keys("failed"), ids[name]) is not None

@@ -33,9 +33,9 @@ from .codec import (
     DEFAULT_JOB_NAME,
     from_json,
     js_parse_int,
-    parse_job_hash,
     text,
 )
+from .jobhash import DEEP_NOTE, parse_job_hash_deep
 
 try:
     import orjson as _orjson
@@ -83,11 +83,13 @@ class FrameBatch:
 
 
 def decode_batch(ids: Sequence[str], columns: Sequence[Sequence[bytes | None]],
-                 refused: Mapping[int, str] | None = None) -> FrameBatch:
+                 refused: Mapping[int, str] | None = None, listed: str | None = None) -> FrameBatch:
     """The columns of a batch of jobs from their ``FRAME_FIELDS``: ``columns[k]`` holds the k-th field of each
     job in ``ids`` (bytes as Redis holds them, None where absent). ``refused`` names the jobs Redis would not
-    read (position -> its error), shown as error rows."""
-    refused = dict(refused or {})
+    read (position -> its error), shown as error rows. ``listed``: the state whose list the ids and fields
+    were read from in one command; a job without any field is then shown as an error row (listed there, but
+    no hash), not skipped as removed meanwhile."""
+    refused = {i: f"Redis refused to read the job: {message}" for i, message in (refused or {}).items()}
     cols = list(columns)
     if len(cols) != _WIDTH:
         raise ValueError(f"expected the {_WIDTH} FRAME_FIELDS columns, got {len(cols)}")
@@ -95,7 +97,11 @@ def decode_batch(ids: Sequence[str], columns: Sequence[Sequence[bytes | None]],
     if cols[_DATA].count(None):
         gone = [i for i, v in enumerate(cols[_DATA]) if v is None and i not in refused
                 and all(c[i] is None for c in cols)]
-        if gone:  # removed since their ids were read, as getJobs skips them
+        if gone and listed is not None:
+            for i in gone:
+                refused[i] = (f"listed in {listed}, but its key holds no job hash (missing, or another kind of "
+                              "value): Node's getJob returns null for it")
+        elif gone:  # removed since their ids were read, as getJobs skips them
             keep = sorted(set(range(n)) - set(gone))
             ids = [ids[i] for i in keep]
             cols = [[c[i] for i in keep] for c in cols]
@@ -105,7 +111,6 @@ def decode_batch(ids: Sequence[str], columns: Sequence[Sequence[bytes | None]],
     if not n:
         return FrameBatch([], [], [], [], [], [], [], [], [], [], [], [], None)
     kept_ids = ids if isinstance(ids, list) else list(ids)
-    refused = {i: f"Redis refused to read the job: {message}" for i, message in refused.items()}
     errors: list[str | None] | None = None
 
     id_col = cols[_ID]
@@ -142,13 +147,18 @@ def decode_batch(ids: Sequence[str], columns: Sequence[Sequence[bytes | None]],
     for i in sorted(odd - set(refused)):
         fields: dict[str, bytes] = {f: v for f, c in zip(FRAME_FIELDS, cols) if (v := c[i]) is not None}
         try:
-            record = parse_job_hash(out_ids[i], fields, 0)
-        except ValueError as exc:
+            record = parse_job_hash_deep(out_ids[i], fields, 0)
+        except (ValueError, TypeError) as exc:
             data[i] = priority[i] = delay[i] = None
             errors = errors or [None] * n
             errors[i] = str(exc)
             continue
         data[i], priority[i], delay[i] = record.data, record.opts.get("priority", 0), record.opts["delay"]
+        if record.damaged:
+            errors = errors or [None] * n
+            errors[i] = record.damaged
+            if DEEP_NOTE in record.damaged:  # a frame must print: its JSON text instead
+                data[i] = record.raw.get("data")
     if not data_fast:
         for i, raw in enumerate(data_raw):
             if raw and not raw.isascii() and (errors is None or errors[i] is None) and not _utf8(raw):
@@ -224,7 +234,7 @@ def _anything(blob: bytes) -> bool:
 def _exact(value: bytes) -> Any:
     try:
         return from_json(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep for this pass: the job is read again by Node's full rules
         return _BAD
 
 

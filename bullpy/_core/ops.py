@@ -27,7 +27,8 @@ from ..errors import (
 from . import options as _options
 from . import reads, scripts
 from . import repeat as _repeat
-from .codec import JobRecord, js_number_str, js_parse_int, text, to_json
+from .codec import js_number_str, js_parse_int, text, to_json
+from .jobhash import JobRecord
 from .keys import STATE_KEYS, JobState, QueueKeys, check_queue_name, colon_refusal
 from .reads import Read
 from .scripts import Call
@@ -174,6 +175,16 @@ def queue_name_of(key: Any, prefix: str) -> str:
 
 
 # --- getters ---------------------------------------------------------------------------------------------
+
+def get_jobs(keys: QueueKeys, types: str | Sequence[str], start: int, end: int, asc: bool,
+             now_ms: int) -> Op[list[JobRecord]]:
+    """Node's ``getJobs``: the ids of the states asked for, then their hashes. Jobs removed meanwhile are
+    skipped; a damaged one (and one listed in two of the states) is a record whose ``damaged`` says why."""
+    listed = yield reads.state_ranges(keys, types, start, end, asc)
+    ids = [job_id for _, job_id in listed]
+    records = yield reads.jobs(keys, ids, now_ms, states=[state for state, _ in listed])
+    return list(records)
+
 
 def get_states(keys: QueueKeys, ids: Sequence[str | int]) -> Op[dict[str, str]]:
     """The state of many jobs in one round trip (``missing`` for ids whose job is gone)."""

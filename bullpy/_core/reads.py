@@ -10,10 +10,11 @@ callbacks) or as a flat list: the parsers take both.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from .codec import JobRecord, parse_job_hash, text
+from .codec import text
+from .jobhash import JobRecord, WrongType, read_job_hash
 from .keys import STATE_KEYS, QueueKeys
 from .repeat import RepeatableJob, parse_repeatable
 
@@ -32,11 +33,15 @@ class Read(Generic[T]):
     ``snapshot``: run them in MULTI/EXEC (a consistent snapshot, as Node reads counts and ranges); over
     ``maxmemory`` Redis refuses MULTI, and the facades then send the same commands as a plain pipeline.
     Without it: a plain pipeline, or the command alone when there is one.
+
+    ``wrong_type_in_place``: a WRONGTYPE refusal of one command (a job's key that is not a hash) reaches the
+    parser as a ``WrongType`` reply instead of failing the whole read; any other error still raises.
     """
 
     commands: Sequence[tuple[Any, ...]]
     parse: Callable[[list[Any]], T]
     snapshot: bool = True
+    wrong_type_in_place: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,14 @@ def job_counts(keys: QueueKeys, types: Iterable[str], *, snapshot: bool = True) 
 def ranges(keys: QueueKeys, types: str | Sequence[str], start: int, end: int, asc: bool, *,
            snapshot: bool = True) -> Read[list[str]]:
     """Job ids per state, concatenated in the order of ``types`` (the range applies to each)."""
+    listed = state_ranges(keys, types, start, end, asc, snapshot=snapshot)
+    return Read(listed.commands, lambda replies: [job_id for _, job_id in listed.parse(replies)], snapshot)
+
+
+def state_ranges(keys: QueueKeys, types: str | Sequence[str], start: int, end: int, asc: bool, *,
+                 snapshot: bool = True) -> Read[list[tuple[str, str]]]:
+    """``ranges`` as (state, job id) pairs: where each id was listed (the state as its key names it: ``wait``
+    for ``waiting``)."""
     # Node's getRanges keeps a state named twice (its ids then appear twice); so does bullpy.
     names = parse_types([types] if isinstance(types, str) else types, unique=False)
     commands: list[tuple[Any, ...]] = []
@@ -116,14 +129,14 @@ def ranges(keys: QueueKeys, types: str | Sequence[str], start: int, end: int, as
         else:
             commands.append(("ZRANGE", key, start, end) if asc else ("ZREVRANGE", key, start, end))
 
-    def parse(replies: list[Any]) -> list[str]:
-        ids: list[str] = []
+    def parse(replies: list[Any]) -> list[tuple[str, str]]:
+        pairs: list[tuple[str, str]] = []
         for state, reply in zip(names, replies):
             items = [text(x) for x in reply]
             if asc and STATE_KEYS[state][1] == "list":
                 items.reverse()
-            ids.extend(items)
-        return ids
+            pairs.extend((STATE_KEYS[state][0], job_id) for job_id in items)
+        return pairs
 
     return Read(commands, parse, snapshot)
 
@@ -135,23 +148,54 @@ def is_paused(keys: QueueKeys) -> Read[bool]:
 
 
 def job(keys: QueueKeys, job_id: str, now_ms: int) -> Read[JobRecord | None]:
-    """One job's hash (None when it does not exist)."""
+    """One job's hash (None when it does not exist; a damaged one is a record whose ``damaged`` says why)."""
     def parse(replies: list[Any]) -> JobRecord | None:
-        fields = as_hash(replies[0])
-        return parse_job_hash(job_id, fields, now_ms) if fields else None
+        return _job_record(job_id, replies[0], now_ms)
 
-    return Read([("HGETALL", keys.job(job_id))], parse, snapshot=False)
+    return Read([("HGETALL", keys.job(job_id))], parse, snapshot=False, wrong_type_in_place=True)
 
 
-def jobs(keys: QueueKeys, ids: Sequence[str], now_ms: int) -> Read[list[JobRecord]]:
-    """Many jobs' hashes in one round trip; ids whose hash is gone are skipped."""
+def jobs(keys: QueueKeys, ids: Sequence[str], now_ms: int, *,
+         states: Sequence[str] | None = None) -> Read[list[JobRecord]]:
+    """Many jobs' hashes in one round trip; ids whose hash is gone are skipped, damaged ones are records whose
+    ``damaged`` says why. ``states`` (one per id, as listed) lets a job listed in two states be reported."""
     wanted = [str(i) for i in ids]
+    twice = _listed_twice(wanted, states) if states is not None else {}
 
     def parse(replies: list[Any]) -> list[JobRecord]:
-        hashes = [as_hash(r) for r in replies]
-        return [parse_job_hash(i, f, now_ms) for i, f in zip(wanted, hashes) if f]
+        out: list[JobRecord] = []
+        for job_id, reply in zip(wanted, replies):
+            record = _job_record(job_id, reply, now_ms)
+            if record is None:
+                continue
+            if job_id in twice:
+                record = mark_damaged(record, twice[job_id])
+            out.append(record)
+        return out
 
-    return Read([("HGETALL", keys.job(i)) for i in wanted], parse, snapshot=False)
+    return Read([("HGETALL", keys.job(i)) for i in wanted], parse, snapshot=False, wrong_type_in_place=True)
+
+
+def _job_record(job_id: str, reply: Any, now_ms: int) -> JobRecord | None:
+    if isinstance(reply, WrongType):
+        return read_job_hash(job_id, reply, now_ms)
+    fields = as_hash(reply)
+    return read_job_hash(job_id, fields, now_ms) if fields else None
+
+
+def _listed_twice(ids: Sequence[str], states: Sequence[str]) -> dict[str, str]:
+    """Ids listed in more than one state, each with the reason a reader shows."""
+    seen: dict[str, list[str]] = {}
+    for job_id, state in zip(ids, states):
+        seen.setdefault(job_id, []).append(state)
+    return {job_id: f"listed in more than one state ({', '.join(dict.fromkeys(found))}): another program "
+                    "moved it without removing it; `bullpy doctor` reports it"
+            for job_id, found in seen.items() if len(set(found)) > 1}
+
+
+def mark_damaged(record: JobRecord, reason: str) -> JobRecord:
+    """The record with ``reason`` added to what it says is damaged."""
+    return replace(record, damaged=f"{record.damaged}; {reason}" if record.damaged else reason)
 
 
 def job_logs(keys: QueueKeys, job_id: str, start: int, end: int, asc: bool) -> Read[JobLogs]:

@@ -15,7 +15,8 @@ from importlib import resources
 from typing import Any, Generic, TypeVar
 
 from ..errors import error_for_code
-from .codec import HashFields, text
+from .codec import text
+from .jobhash import HashFields
 from .keys import QueueKeys
 
 T = TypeVar("T")

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import UnknownBackoff
-from .codec import JobRecord, delayed_score, js_parse_int, to_json
+from .codec import delayed_score, js_parse_int, to_json
+from .jobhash import JobRecord
 from .scripts import FailedAttempt, KeepJobs
 
 #: A custom backoff strategy: (attempts_made, error, options) -> delay ms, 0/None to retry now, -1 to stop.

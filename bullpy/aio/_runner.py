@@ -3,17 +3,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis as _redis
 import redis.asyncio as aioredis
 
-from .._core.keys import READ_ONLY_SCRIPTS
+from .._core.jobhash import WrongType
+from .._core.keys import KEY_TYPES, READ_ONLY_SCRIPTS
 from .._core.ops import Batch, Op, Step
 from .._core.reads import Read
 from .._core.scripts import SOURCES, Call
-from ..connection import unavailable_as_error
+from .._facade import in_place
+from ..connection import first_damaged_key, unavailable_as_error, wrong_key_type_error
+
+if TYPE_CHECKING:
+    from .._core.keys import QueueKeys
 
 T = TypeVar("T")
 
@@ -27,11 +33,14 @@ def _errors(client: aioredis.Redis) -> Any:
 class AsyncRunner:
     """Runs Calls, Reads and operations on one asyncio client; each script is registered once and run by SHA."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, keys: QueueKeys | None = None) -> None:
         self.client = client
+        #: The queue's keys: a WRONGTYPE then becomes a WrongKeyType naming the damaged one.
+        self.keys = keys
         self._scripts: dict[str, Any] = {}
         #: Set by a Queue that may only be read: every script but the read-only ones raises ValueError(it).
         self.write_refusal: str | None = None
+        self._bytes: aioredis.Redis | None = None
 
     def script(self, name: str) -> Any:
         if self.write_refusal is not None and name not in READ_ONLY_SCRIPTS:
@@ -42,12 +51,25 @@ class AsyncRunner:
         return script
 
     async def run(self, call: Call[T]) -> T:
+        async with self._named():
+            return await self._run(call)
+
+    async def _run(self, call: Call[T]) -> T:
         with _errors(self.client):
-            reply = await self.script(call.script)(keys=call.keys, args=call.args)
+            try:
+                reply = await self.script(call.script)(keys=call.keys, args=call.args)
+            except UnicodeDecodeError:  # as ScriptRunner.run: a read-only script is read again as bytes
+                if call.script not in READ_ONLY_SCRIPTS:
+                    raise
+                reply = await self.script(call.script)(keys=call.keys, args=call.args, client=self._bytes_client())
         return call.parse(reply)
 
     async def run_many(self, calls: Sequence[Call[T]], *, transaction: bool = True) -> list[T]:
         """Several Calls in one round trip (MULTI/EXEC when ``transaction``)."""
+        async with self._named():
+            return await self._run_many(calls, transaction)
+
+    async def _run_many(self, calls: Sequence[Call[T]], transaction: bool) -> list[T]:
         if not calls:
             return []
         with _errors(self.client):
@@ -72,27 +94,75 @@ class AsyncRunner:
                 return list(await pipe.execute(raise_on_error=False))
 
     async def read(self, read: Read[T]) -> T:
-        """A Read in one round trip, as ``ScriptRunner.read`` sends it (MULTI/EXEC, plain over maxmemory)."""
-        commands = read.commands
-        if not commands:
+        """A Read in one round trip, as ``ScriptRunner.read`` sends it (MULTI/EXEC, plain over maxmemory; again
+        as bytes when a strictly decoding client meets bytes that are not UTF-8)."""
+        if not read.commands:
             return read.parse([])
-        with _errors(self.client):
-            if not read.snapshot and len(commands) == 1:
-                return read.parse([await self.client.execute_command(*commands[0])])  # type: ignore[no-untyped-call]
-            if read.snapshot:
-                try:
-                    replies = await self._pipeline(commands, True)
-                except _redis.exceptions.OutOfMemoryError:
-                    replies = await self._pipeline(commands, False)
-            else:
-                replies = await self._pipeline(commands, False)
+        async with self._named():
+            try:
+                replies = await self._replies(read, self.client)
+            except UnicodeDecodeError:
+                replies = await self._replies(read, self._bytes_client())
         return read.parse(replies)
 
-    async def _pipeline(self, commands: Sequence[tuple[Any, ...]], transaction: bool) -> list[Any]:
-        async with self.client.pipeline(transaction=transaction) as pipe:
-            for command in commands:
+    def _bytes_client(self) -> aioredis.Redis:
+        if self._bytes is None:
+            pool = self.client.connection_pool
+            kwargs = dict(pool.connection_kwargs)
+            if not kwargs.get("decode_responses"):
+                return self.client
+            kwargs["decode_responses"] = False
+            self._bytes = aioredis.Redis(connection_pool=aioredis.ConnectionPool(
+                connection_class=pool.connection_class, **kwargs))
+        return self._bytes
+
+    async def _replies(self, read: Read[Any], client: aioredis.Redis) -> list[Any]:
+        commands = read.commands
+        with _errors(client):
+            if not read.snapshot and len(commands) == 1:
+                try:
+                    return [await client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
+                except _redis.ResponseError as exc:
+                    if read.wrong_type_in_place and str(exc).startswith("WRONGTYPE"):
+                        return [WrongType(str(exc))]
+                    raise
+            if read.snapshot:
+                try:
+                    replies = await self._pipeline(client, read, True)
+                except _redis.exceptions.OutOfMemoryError:
+                    replies = await self._pipeline(client, read, False)
+            else:
+                replies = await self._pipeline(client, read, False)
+            return in_place(replies, read)
+
+    @staticmethod
+    async def _pipeline(client: aioredis.Redis, read: Read[Any], transaction: bool) -> list[Any]:
+        async with client.pipeline(transaction=transaction) as pipe:
+            for command in read.commands:
                 pipe.execute_command(*command)
-            return list(await pipe.execute())
+            return list(await pipe.execute(raise_on_error=not read.wrong_type_in_place))
+
+    @asynccontextmanager
+    async def _named(self) -> AsyncIterator[None]:
+        """A WRONGTYPE on the queue's keys becomes a WrongKeyType naming the damaged key, as in the sync facade."""
+        try:
+            yield
+        except _redis.ResponseError as exc:
+            detail = str(exc).split(" of pipeline caused error: ", 1)[-1]
+            if self.keys is None or not detail.startswith("WRONGTYPE"):
+                raise
+            raise await self._wrong_key_type() from exc
+
+    async def _wrong_key_type(self) -> Exception:
+        keys = cast("QueueKeys", self.keys)
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for suffix in KEY_TYPES:
+                    pipe.type(keys(suffix))
+                damaged = first_damaged_key(keys, await pipe.execute())
+        except _redis.RedisError:  # TYPE refused or the server gone: say what is known
+            damaged = None
+        return wrong_key_type_error(keys, damaged)
 
     async def step(self, step: Step) -> Any:
         if isinstance(step, Read):

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._core import ops, scripts
-from .._core.codec import JobRecord, to_json
+from .._core.codec import to_json
+from .._core.jobhash import JobRecord
 from .._core.keys import JobState
 from ..job import JobFields
 from ..utils import now_ms

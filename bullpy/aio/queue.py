@@ -108,7 +108,7 @@ class Queue:
         self.client = _connect(redis)
         #: This client's token in Bull's ``waiting@<token>``/``duplicated@<token>`` channels.
         self.token = str(uuid.uuid4())
-        self._runner = AsyncRunner(self.client)
+        self._runner = AsyncRunner(self.client, self.keys)
         self._runner.write_refusal = config.write_refusal
         self._emitter = Emitter()
         self._global: GlobalListener | None = None
@@ -280,8 +280,9 @@ class Queue:
 
     async def get_jobs(self, types: str | Sequence[str], start: int = 0, end: int = -1,
                        asc: bool = False) -> list[Job]:
-        """Jobs of the given states (Node's ``getJobs``); jobs removed meanwhile are skipped."""
-        return await self.get_jobs_by_ids(await self.get_ranges(types, start, end, asc))
+        """Jobs of the given states (Node's ``getJobs``; see ``bullpy.Queue.get_jobs`` for damaged jobs)."""
+        records = await self._runner.drive(ops.get_jobs(self.keys, types, start, end, asc, now_ms()))
+        return [Job(self, record) for record in records]
 
     async def get_waiting(self, start: int = 0, end: int = -1) -> list[Job]:
         """Waiting jobs, next to run first; reads the paused list while the queue is paused."""

@@ -276,7 +276,7 @@ def _batches(raw: RawQueue, states: Sequence[str], start: int, end: int, size: i
         # get_ranges' order: lists next to run first, sorted sets lowest score first but finished jobs newest first.
         for batch in raw.iter_state_fields(state, FRAME_FIELDS, asc=state not in ("completed", "failed"),
                                            start=start, stop=end, batch_size=size):
-            yield _label(state), decode_batch(batch.ids, batch.columns, batch.refused)
+            yield _label(state), decode_batch(batch.ids, batch.columns, batch.refused, listed=_label(state) if batch.atomic else None)
 
 
 def _frames(queue: Queue, states: Sequence[str], start: int, end: int, wanted: Sequence[str], expand_data: bool,
@@ -323,7 +323,8 @@ def jobs_frame(
     ``expand_data`` each member of object data becomes a ``data.<member>`` column (data that is not an object
     stays in a ``data`` column). A job Node could not read (``opts`` or ``data`` not JSON) is shown with
     ``parse_error`` saying why (and no data), not dropped and not failing the frame; ``parse_error`` also
-    flags data that is not UTF-8 (shown as Node reads it). Rows equal what ``get_jobs`` gives.
+    flags data that is not UTF-8 (shown as Node reads it), JSON nested too deep for Python to print (its
+    text is shown) and an id listed with no job hash behind it. Rows equal what ``get_jobs`` gives.
     """
     states, wanted = _check(states, fields, chunk_size)
     return next(_frames(queue, states, start, end, wanted, expand_data, chunk_size, None))

@@ -19,16 +19,15 @@ from typing import Any
 import pytest
 
 from bullpy._core.codec import (
-    JobRecord,
     counter_score,
     delayed_score,
     from_json,
     js_number,
     js_number_str,
     js_parse_int,
-    parse_job_hash,
     to_json,
 )
+from bullpy._core.jobhash import JobRecord, parse_job_hash
 
 NOW = 1795800000000
 BRIDGE = Path(__file__).resolve().parents[2] / "bridge"

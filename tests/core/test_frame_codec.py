@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bullpy._core import frame_codec
-from bullpy._core.codec import parse_job_hash
+from bullpy._core.jobhash import parse_job_hash
 from bullpy._core.frame_codec import FRAME_FIELDS, decode_batch
 
 STACK = "Error: boom\n    at send (/app/worker.js:12:11)"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bullpy._core.codec import parse_job_hash
+from bullpy._core.jobhash import parse_job_hash
 from bullpy._core.scripts import KeepJobs
 from bullpy._core.work import (
     backoff_delay,
