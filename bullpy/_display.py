@@ -92,7 +92,32 @@ def to_text(value: Any, limit: int = _TEXT_LIMIT, indent: int | None = None) -> 
             out = json.dumps(value, ensure_ascii=False, indent=indent, default=str)
         except (TypeError, ValueError):
             out = repr(value)
+        except RecursionError:  # JSON nested deeper than Python prints (a job another program wrote)
+            return deep_prefix(value, limit)
     return out if len(out) <= limit else out[:limit] + f"… ({len(out) - limit} more characters)"
+
+
+def deep_prefix(value: Any, limit: int) -> str:
+    """The start of a deeply nested value's JSON, written without recursion: along the first member of each
+    level, then an ellipsis."""
+    parts: list[str] = []
+    size = 0
+    while size < limit:
+        if isinstance(value, list) and value:
+            piece, value = "[", value[0]
+        elif isinstance(value, dict) and value:
+            key = next(iter(value))
+            piece, value = "{" + json.dumps(str(key), ensure_ascii=False) + ":", value[key]
+        else:
+            try:
+                piece = json.dumps(value, ensure_ascii=False, default=str)
+            except (TypeError, ValueError):
+                piece = repr(value)
+            parts.append(piece)
+            break
+        parts.append(piece)
+        size += len(piece)
+    return "".join(parts)[:limit] + "… (nested too deep to show whole)"
 
 
 def badge(state: str) -> str:

@@ -13,7 +13,7 @@ from ._core.keys import READ_ONLY_SCRIPTS
 from ._core.ops import Batch, Op, Step, run_sync
 from ._core.reads import Read
 from ._core.scripts import SOURCES, Call
-from .connection import bytes_client, unavailable_as_error
+from .connection import bytes_client, unavailable_as_error, wrong_type_detail
 
 if TYPE_CHECKING:
     from ._core.keys import QueueKeys
@@ -106,8 +106,9 @@ class ScriptRunner:
                 try:
                     return [client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
                 except _redis.ResponseError as exc:
-                    if read.wrong_type_in_place and str(exc).startswith("WRONGTYPE"):
-                        return [WrongType(str(exc))]
+                    detail = wrong_type_detail(exc)
+                    if read.wrong_type_in_place and detail is not None:
+                        return [WrongType(detail)]
                     raise
             if read.snapshot:
                 try:
@@ -145,10 +146,9 @@ def in_place(replies: list[Any], read: Read[Any]) -> list[Any]:
     out: list[Any] = []
     for reply in replies:
         if isinstance(reply, _redis.ResponseError):
-            if read.wrong_type_in_place and str(reply).split(" of pipeline caused error: ", 1)[-1].startswith(
-                    "WRONGTYPE"):
-                reply = WrongType(str(reply).split(" of pipeline caused error: ", 1)[-1])
-            else:
+            detail = wrong_type_detail(reply)
+            if not read.wrong_type_in_place or detail is None:
                 raise reply
+            reply = WrongType(detail)
         out.append(reply)
     return out

@@ -131,6 +131,12 @@ class Runs:
 
     def _process(self, taken: scripts.Taken) -> Outcome | None:
         w = self.worker
+        if taken.no_hash is not None:
+            # The script already moved the id to `failed` (docs/divergences.md W2): only report it.
+            what = "no job hash exists" if taken.no_hash == "none" else f"its key is a {taken.no_hash}, not a hash"
+            self.queue._emit("error", ValueError(f"job {taken.id!r} was not run and was moved to failed: {what} "
+                                                 "(another program removed or overwrote it)"))
+            return None
         try:
             job = Job(self.queue, parse_job_hash_deep(taken.id, taken.fields, now_ms()))
         except Exception as exc:

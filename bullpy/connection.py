@@ -369,7 +369,7 @@ def as_bull_error(exc: BaseException, client: _redis.Redis, operation: str | Non
         return RedisUnavailable(f"{head}cannot reach Redis at {where}: {detail}{hint}")
     if not isinstance(exc, _redis.ResponseError):
         return None
-    if keys is not None and detail.startswith("WRONGTYPE"):
+    if keys is not None and wrong_type_detail(exc) is not None:
         return wrong_key_type(client, keys, head)
     if detail.startswith("DB index is out of range"):
         db = client.connection_pool.connection_kwargs.get("db", 0)
@@ -474,6 +474,17 @@ def wrong_key_type_error(keys: QueueKeys, damaged: tuple[str, str, str] | None, 
     key, actual, expected = damaged
     return WrongKeyType(f"{head}damaged: {key} is a {actual}, not a {expected} (WRONGTYPE){fix}",
                         key=key, actual=actual, expected=expected)
+
+
+def wrong_type_detail(exc: BaseException) -> str | None:
+    """Redis's own words when ``exc`` is a WRONGTYPE refusal, else None (redis-py prefixes a pipeline's
+    errors with the command, and the asyncio client quotes the message as a tuple)."""
+    if not isinstance(exc, _redis.ResponseError):
+        return None
+    detail = str(exc).split(" of pipeline caused error: ", 1)[-1].lstrip("('\"")
+    if not detail.startswith("WRONGTYPE"):
+        return None
+    return detail.rstrip(")',\"")
 
 
 def bytes_client(client: _redis.Redis) -> _redis.Redis:

@@ -361,7 +361,8 @@ class Queue:
     def get_job_fields(self, ids: Sequence[str], fields: Sequence[str], *, batch_size: int = 5000,
                        plain: bool = False) -> list[list[Any]]:
         """Raw hash fields of many jobs, ``batch_size`` jobs per call: per id, the values of ``fields`` in
-        order (bytes as Redis holds them, None where absent; all None for a job that is gone).
+        order (bytes as Redis holds them, None where absent; all None for a job that is gone or whose key
+        is not a hash).
 
         For readers that need a few fields of very many jobs (``jobs_frame``, widgets) without parsing
         whole jobs or moving stack traces and logs over the wire. ``plain`` reads with pipelined HMGETs

@@ -164,6 +164,11 @@ def decode_batch(ids: Sequence[str], columns: Sequence[Sequence[bytes | None]],
             if raw and not raw.isascii() and (errors is None or errors[i] is None) and not _utf8(raw):
                 errors = errors or [None] * n
                 errors[i] = "field 'data' is not valid UTF-8 (shown as Node reads it, invalid bytes as U+FFFD)"
+    for field_name, column in (("name", cols[_NAME]), ("failedReason", cols[_REASON])):
+        for i in _not_utf8(column):
+            if errors is None or errors[i] is None:
+                errors = errors or [None] * n
+                errors[i] = f"field {field_name!r} is not valid UTF-8 (shown as Node reads it, invalid bytes as U+FFFD)"
     for i, message in refused.items():
         errors = errors or [None] * n
         errors[i], name[i] = message, None
@@ -246,6 +251,15 @@ def _one(value: bytes, ordinary: Callable[[bytes], bool] = _ordinary) -> Any:
         except _orjson.JSONDecodeError:
             pass  # invalid UTF-8, a lone surrogate, 1e400...: from_json decides
     return _exact(value)
+
+
+def _not_utf8(values: Sequence[bytes | None]) -> list[int]:
+    """Positions of the values that are not valid UTF-8 (one decode of them all when every one is)."""
+    try:
+        b"".join(v for v in values if v).decode("utf-8")
+        return []
+    except UnicodeDecodeError:
+        return [i for i, v in enumerate(values) if v and not v.isascii() and not _utf8(v)]
 
 
 def _utf8(value: bytes) -> bool:

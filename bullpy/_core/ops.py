@@ -28,7 +28,7 @@ from . import options as _options
 from . import reads, scripts
 from . import repeat as _repeat
 from .codec import js_number_str, js_parse_int, text, to_json
-from .jobhash import JobRecord
+from .jobhash import JobRecord, WrongType, damaged_record
 from .keys import STATE_KEYS, JobState, QueueKeys, check_queue_name, colon_refusal
 from .reads import Read
 from .scripts import Call
@@ -182,8 +182,16 @@ def get_jobs(keys: QueueKeys, types: str | Sequence[str], start: int, end: int, 
     skipped; a damaged one (and one listed in two of the states) is a record whose ``damaged`` says why."""
     listed = yield reads.state_ranges(keys, types, start, end, asc)
     ids = [job_id for _, job_id in listed]
-    records = yield reads.jobs(keys, ids, now_ms, states=[state for state, _ in listed])
-    return list(records)
+    found = yield reads.jobs(keys, ids, now_ms, states=[state for state, _ in listed], aligned=True)
+    missing = [where for where, record in zip(listed, found) if record is None]
+    if missing:
+        # Removed meanwhile (skipped, as Node's getJobs has null there), or listed with no hash behind it
+        # (damaged: reported). One snapshot tells them apart.
+        damaged = set((yield reads.listed_without_hash(keys, missing)))
+        found = [damaged_record(job_id, {}, f"listed in {state}, but no job hash exists: Node's getJob returns "
+                                "null for it", now_ms) if record is None and (state, job_id) in damaged else record
+                 for (state, job_id), record in zip(listed, found)]
+    return [record for record in found if record is not None]
 
 
 def get_states(keys: QueueKeys, ids: Sequence[str | int]) -> Op[dict[str, str]]:
@@ -206,10 +214,16 @@ def get_job_fields(keys: QueueKeys, ids: Sequence[str | int], fields: Sequence[s
     for start in range(0, len(wanted), batch_size):
         chunk = wanted[start : start + batch_size]
         if plain:
-            rows.extend((yield Read([("HMGET", keys.job(i), *fields) for i in chunk], list, snapshot=False)))
+            rows.extend((yield Read([("HMGET", keys.job(i), *fields) for i in chunk], _hmget_rows(len(fields)),
+                                    snapshot=False, wrong_type_in_place=True)))
         else:
             rows.extend((yield scripts.get_job_fields(keys, chunk, list(fields))))
     return rows
+
+
+def _hmget_rows(width: int) -> Callable[[list[Any]], list[Any]]:
+    # A key that is not a hash (another program's) reads as a job with none of the fields.
+    return lambda replies: [[None] * width if isinstance(r, WrongType) else r for r in replies]
 
 
 def count_per_priority(keys: QueueKeys, priorities: Iterable[int]) -> Op[dict[int, int]]:

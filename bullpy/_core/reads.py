@@ -155,25 +155,40 @@ def job(keys: QueueKeys, job_id: str, now_ms: int) -> Read[JobRecord | None]:
     return Read([("HGETALL", keys.job(job_id))], parse, snapshot=False, wrong_type_in_place=True)
 
 
-def jobs(keys: QueueKeys, ids: Sequence[str], now_ms: int, *,
-         states: Sequence[str] | None = None) -> Read[list[JobRecord]]:
-    """Many jobs' hashes in one round trip; ids whose hash is gone are skipped, damaged ones are records whose
-    ``damaged`` says why. ``states`` (one per id, as listed) lets a job listed in two states be reported."""
+def jobs(keys: QueueKeys, ids: Sequence[str], now_ms: int, *, states: Sequence[str] | None = None,
+         aligned: bool = False) -> Read[list[Any]]:
+    """Many jobs' hashes in one round trip; ids whose hash is gone are skipped (None in their place when
+    ``aligned``), damaged ones are records whose ``damaged`` says why. ``states`` (one per id, as listed)
+    lets a job listed in two states be reported."""
     wanted = [str(i) for i in ids]
     twice = _listed_twice(wanted, states) if states is not None else {}
 
-    def parse(replies: list[Any]) -> list[JobRecord]:
-        out: list[JobRecord] = []
+    def parse(replies: list[Any]) -> list[Any]:
+        out: list[JobRecord | None] = []
         for job_id, reply in zip(wanted, replies):
             record = _job_record(job_id, reply, now_ms)
-            if record is None:
-                continue
-            if job_id in twice:
+            if record is not None and job_id in twice:
                 record = mark_damaged(record, twice[job_id])
-            out.append(record)
+            if record is not None or aligned:
+                out.append(record)
         return out
 
     return Read([("HGETALL", keys.job(i)) for i in wanted], parse, snapshot=False, wrong_type_in_place=True)
+
+
+def listed_without_hash(keys: QueueKeys, where: Sequence[tuple[str, str]]) -> Read[list[tuple[str, str]]]:
+    """Of (state, job id) pairs (the state as its key names it), those still listed there while no key of
+    the job exists, in one snapshot."""
+    commands: list[tuple[Any, ...]] = []
+    for state, job_id in where:
+        listed = ("LPOS", keys(state), job_id) if STATE_KEYS[state][1] == "list" else ("ZSCORE", keys(state), job_id)
+        commands += [listed, ("EXISTS", keys.job(job_id))]
+
+    def parse(replies: list[Any]) -> list[tuple[str, str]]:
+        return [pair for pair, listed, exists in zip(where, replies[0::2], replies[1::2])
+                if listed is not None and not int(exists)]
+
+    return Read(commands, parse)
 
 
 def _job_record(job_id: str, reply: Any, now_ms: int) -> JobRecord | None:

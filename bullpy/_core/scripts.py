@@ -364,12 +364,17 @@ class Taken:
 
     id: str
     fields: HashFields  # as the client gives them (bytes, or str when it decodes): parse_job_hash decodes once
+    #: Set when the id's key held no hash (``none``, or the type another program wrote there): the script
+    #: moved the id to ``failed`` without touching the key, and there is nothing to run.
+    no_hash: str | None = None
 
 
 def _parse_taken(reply: Any) -> Taken | None:
     if not reply or isinstance(reply, int):
         return None
     flat = reply[0]
+    if isinstance(flat, (str, bytes)):
+        return Taken(text(reply[1]), {}, no_hash=text(flat))
     return Taken(text(reply[1]), dict(zip(flat[::2], flat[1::2])))
 
 

@@ -34,6 +34,7 @@ from ..errors import (
     RedisUnavailable,
     ScriptError,
     UnknownBackoff,
+    WrongKeyType,
 )
 from ..events import Event
 from ..retry import RetryPolicy
@@ -70,5 +71,6 @@ __all__ = [
     "RetryPolicy",
     "ScriptError",
     "UnknownBackoff",
+    "WrongKeyType",
     "find_queues",
 ]

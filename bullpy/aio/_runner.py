@@ -16,7 +16,7 @@ from .._core.ops import Batch, Op, Step
 from .._core.reads import Read
 from .._core.scripts import SOURCES, Call
 from .._facade import in_place
-from ..connection import first_damaged_key, unavailable_as_error, wrong_key_type_error
+from ..connection import first_damaged_key, unavailable_as_error, wrong_key_type_error, wrong_type_detail
 
 if TYPE_CHECKING:
     from .._core.keys import QueueKeys
@@ -123,8 +123,9 @@ class AsyncRunner:
                 try:
                     return [await client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
                 except _redis.ResponseError as exc:
-                    if read.wrong_type_in_place and str(exc).startswith("WRONGTYPE"):
-                        return [WrongType(str(exc))]
+                    detail = wrong_type_detail(exc)
+                    if read.wrong_type_in_place and detail is not None:
+                        return [WrongType(detail)]
                     raise
             if read.snapshot:
                 try:
@@ -148,8 +149,7 @@ class AsyncRunner:
         try:
             yield
         except _redis.ResponseError as exc:
-            detail = str(exc).split(" of pipeline caused error: ", 1)[-1]
-            if self.keys is None or not detail.startswith("WRONGTYPE"):
+            if self.keys is None or wrong_type_detail(exc) is None:
                 raise
             raise await self._wrong_key_type() from exc
 

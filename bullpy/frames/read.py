@@ -367,7 +367,8 @@ def counts_frame(queue: Queue | Iterable[Queue]) -> pd.DataFrame:
 
 
 def campaign_status(queue: Queue, result: pd.DataFrame) -> pd.DataFrame:
-    """Where each job of an ``add_frame`` result is now: state, attempts, times, failure, returnvalue."""
+    """Where each job of an ``add_frame`` result is now: state, attempts, times, failure, returnvalue, and
+    ``damaged``: why a job another program damaged cannot be read as Bull wrote it (None for sound jobs)."""
     if "job_id" not in result:
         raise ValueError("campaign_status needs the frame add_frame returned (with a job_id column)")
     ids = [str(i) for i in result["job_id"]]
@@ -376,15 +377,19 @@ def campaign_status(queue: Queue, result: pd.DataFrame) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for job_id in ids:
         job = jobs.get(job_id)
+        state = states.get(job_id, "missing")
+        damaged = job.damaged if job is not None else (
+            None if state == "missing" else f"listed in {state}, but no job hash exists")
         rows.append({
             "job_id": job_id,
-            "state": states.get(job_id, "missing"),
+            "state": state,
             "attempts_made": None if job is None else job.attempts_made,
             "due": None if job is None or not job.delay or not job.timestamp else job.timestamp + job.delay,
             "processed_on": None if job is None else job.processed_on,
             "finished_on": None if job is None else job.finished_on,
             "failed_reason": None if job is None else job.failed_reason,
             "returnvalue": None if job is None else job.returnvalue,
+            "damaged": damaged,
         })
     frame = pd.DataFrame(rows, index=result.index)
     for f in ("due", "processed_on", "finished_on"):

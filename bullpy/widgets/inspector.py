@@ -283,8 +283,8 @@ class JobInspector(InspectorActions, InspectorEditing, RefreshingBox):
                         self._count_batch(now)
                 else:
                     start = page * self.page_size
-                    ids = self.queue.get_ranges([state], start, start + self.page_size - 1, asc=ASC[state])
-                    jobs = self.queue.get_jobs_by_ids(ids)
+                    # get_jobs, not ranges + get_jobs_by_ids: an id listed with no hash is shown as damaged.
+                    jobs = self.queue.get_jobs([state], start, start + self.page_size - 1, asc=ASC[state])
                     self._more = start + self.page_size < self.total
                     self.scan_info = None
                     self.match_count = None
@@ -436,7 +436,10 @@ class JobInspector(InspectorActions, InspectorEditing, RefreshingBox):
         try:
             job = self.queue.get_job(job_id)
             if job is None:
-                self.detail_pane.message(f"<span style='{D.MUTED}'>job {D.esc(job_id)} no longer exists</span>")
+                listed = next((j for j in self.jobs if j.id == job_id and j.damaged), None)
+                why = (f"<b class='bullpy-damaged' style='color:#b91c1c'>damaged</b>: {D.esc(listed.damaged or '')}"
+                       if listed is not None else f"job {D.esc(job_id)} no longer exists")
+                self.detail_pane.message(f"<span style='{D.MUTED}'>{why}</span>")
                 self._render_table()
                 return None
             try:

@@ -70,7 +70,7 @@ def read_briefs(queue: Queue, ids: Sequence[str]) -> list[Brief | None]:
             continue
         try:
             parsed: Any = json.loads(data) if data is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep: searched as its text
             parsed = data
         out.append(Brief(job_id, name or "__default__", parsed, reason or None, _int(created), _int(finished)))
     return out

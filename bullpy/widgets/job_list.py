@@ -132,7 +132,8 @@ class JobList(W.VBox):  # type: ignore[misc]
     def _line(job: Job, state: str, now: int, when: str | None, progress: bool, reason: bool,
               fields: Sequence[str] | None) -> str:
         cells = [
-            _cell("state", D.badge(state)),
+            _cell("state", D.badge(state) + (" <b class='bullpy-damaged' style='color:#b91c1c'>damaged</b>"
+                                             if job.damaged else ""), job.damaged or ""),
             _cell("name", D.esc(job.name), job.name),
             _cell("age", D.esc(D.format_ago(job.timestamp, now).replace(" ago", "")) if job.timestamp else "",
                   f"created {D.format_time(job.timestamp, now)}"),

@@ -65,7 +65,5 @@ def test_same_exceptions_and_values() -> None:
               and issubclass(getattr(bullpy, n), bullpy.BullError)]
     # The errors an asyncio caller can meet are all there (frames, transfer and Node ones are sync-only).
     sync_layers = {"ExportFormatError", "FrameError", "FrameLoadInterrupted", "ImportConflict", "JobTimeout",
-                   "MissingDependency", "MissingHandler", "NodeUnavailable",
-                   # Not yet: the asyncio facade passes Redis's WRONGTYPE through as redis-py's ResponseError.
-                   "WrongKeyType"}
+                   "MissingDependency", "MissingHandler", "NodeUnavailable"}
     assert set(errors) - sync_layers <= set(bullpy.aio.__all__)
