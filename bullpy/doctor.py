@@ -16,6 +16,10 @@ failed-unbounded         ``max_finished_age_ms``): removeOnComplete/removeOnFail
 active-without-lock      jobs in ``active`` whose ``<id>:lock`` is gone, on two looks a moment apart
 missing-handler          jobs failed with Node's "Missing process handler for job type <name>"
 orphan-jobs              job hashes whose id is in no state list or set: nothing will ever run them
+damaged-jobs             jobs another program damaged (bullpy/doctor_jobs.py): error for those no worker
+                         can run (opts/data not JSON, opts null, JSON too deep, a job key that is not a
+                         hash, an id listed with no hash), warning for readable ones (bytes not UTF-8,
+                         JSON deeper than Python prints, listed in two states); ids and counts per kind
 large-jobs               the sampled jobs average more than ``max_job_bytes`` of Redis memory
 memory-per-job           (info) MEMORY USAGE of a sample of jobs, and what all the jobs take
 wrong-key-type           a queue key has the wrong type (WRONGTYPE): Node's jobId 'wait' corruption
@@ -40,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis as _redis
 
+from . import doctor_jobs
 from .errors import RedisRefused, RedisUnavailable, WrongKeyType
 from .queue import Queue
 from .utils import now_ms, text
@@ -268,6 +273,7 @@ class _Doctor:
         for state in ("completed", "failed"):
             self.guarded(f"the {state} set", functools.partial(self.check_finished, state))
         self.guarded("job names without a handler", self.check_missing_handlers)
+        self.guarded("damaged jobs", self.check_damaged_jobs)
         # Locks and orphans both need a second look a moment later: take the first looks, sleep once.
         confirm: list[_SecondLook] = []
         self.guarded("active jobs' locks", lambda: confirm.append(self.check_locks()))
@@ -414,6 +420,34 @@ class _Doctor:
                           f"{job_name!r} (Node: queue.process({job_name!r}, fn) or '*'; bullpy: "
                           f"queue.process({{{job_name!r}: fn}}) or '*'), then {self.cli('retry')}"),
                      name=job_name, **entry)
+
+    def check_damaged_jobs(self) -> None:
+        found = doctor_jobs.find_damaged_jobs(self.queue, self.raw, batch_size=_BATCH, shown=_SHOWN_IDS)
+        for runs in (False, True):
+            kinds = found.kinds(runs)
+            if not kinds:
+                continue
+            total = found.jobs(kinds)
+            what = ", ".join(f"{found.counts[k]} {doctor_jobs.KINDS[k][1]}" for k in kinds)
+            first = next(i for k in kinds for i in found.ids[k])
+            ids = {k: found.ids[k] for k in kinds}
+            if runs:
+                self.add(Severity.WARNING, "damaged-jobs",
+                         f"{total} job(s) that Bull did not write this way, though workers run them: {what} "
+                         f"(first: {', '.join(dict.fromkeys(i for k in kinds for i in ids[k][:3]))}); readers "
+                         "show them marked as damaged",
+                         fix=(f"look at them ({self.cli('job', first)}) and find the program that writes them; "
+                              "a job listed in two states runs again from the other one: remove it from one"),
+                         counts={k: found.counts[k] for k in kinds}, job_ids=ids, jobs_scanned=found.scanned)
+            else:
+                self.add(Severity.ERROR, "damaged-jobs",
+                         f"{total} job(s) no worker can run: {what} (first: "
+                         f"{', '.join(dict.fromkeys(i for k in kinds for i in ids[k][:3]))}); Node's getJob throws "
+                         "or returns null for them, and a worker fails them or leaves them stuck",
+                         fix=(f"look at them ({self.cli('job', first)}), re-add what must still run with sound "
+                              f"data, then remove them ({self.cli('remove', *ids[kinds[0]][:3])}; a key that is "
+                              "not a hash: DEL it after saving what it holds)"),
+                         counts={k: found.counts[k] for k in kinds}, job_ids=ids, jobs_scanned=found.scanned)
 
     def _active_ids(self) -> list[str]:
         return self._list("active", _BATCH)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from .. import connection
+from ..job import Job
 from ..queue import Queue
 from . import _output
 from ._output import Column
@@ -199,6 +201,57 @@ class StateType(click.Choice):  # type: ignore[type-arg]
         if isinstance(value, str) and value.strip().lower() == "wait" and "waiting" in self.choices:
             return "waiting"
         return super().convert(value, param, ctx)
+
+
+# --- damaged jobs -----------------------------------------------------------------------------------------
+
+def no_hash(state: str) -> str:
+    """What a reader says of an id listed in ``state`` with no job hash behind it."""
+    return f"listed in {state}, but no job hash exists (Node's getJob returns null for it)"
+
+
+def read_listed(queue: Queue, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str, Job | None, str | None]]:
+    """(state, id, job, why it is damaged or None) for (state, id) pairs as listed, in one read of the hashes.
+
+    An id listed with no hash has job None and says so; one listed in two of the states has both rows marked;
+    an id whose hash and listing are both gone (removed meanwhile) is left out.
+    """
+    ids = list(dict.fromkeys(job_id for _, job_id in pairs))
+    found = {job.id: job for job in queue.get_jobs_by_ids(ids)} if ids else {}
+    gone = [i for i in ids if i not in found]
+    still = queue.get_states(gone) if gone else {}
+    listed: dict[str, list[str]] = {}
+    for state, job_id in pairs:
+        listed.setdefault(job_id, []).append(state)
+    out: list[tuple[str, str, Job | None, str | None]] = []
+    for state, job_id in pairs:
+        job = found.get(job_id)
+        reasons: list[str] = []
+        if job is None:
+            if still.get(job_id, "missing") == "missing":
+                continue  # removed meanwhile
+            reasons.append(no_hash(state))
+        elif job.damaged:
+            reasons.append(job.damaged)
+        states = list(dict.fromkeys(listed[job_id]))
+        if len(states) > 1 and not any("more than one state" in r for r in reasons):
+            reasons.append(f"listed in more than one state ({', '.join(states)})")
+        out.append((state, job_id, job, "; ".join(reasons) or None))
+    return out
+
+
+def damage_of(queue: Queue, states: Mapping[str, str]) -> dict[str, str]:
+    """Of ids with their state (``queue.get_states``), the damaged ones, each with why."""
+    listed = [(s, i) for i, s in states.items() if s != "missing"]
+    return {job_id: why for _, job_id, _, why in read_listed(queue, listed) if why}
+
+
+def damaged_note(queue: Queue, count: int) -> None:
+    """The one line under a listing that marked ``count`` damaged jobs."""
+    if count:
+        prefix = "" if queue.prefix == "bull" else f" --prefix {shlex.quote(queue.prefix)}"
+        note(f"{count} damaged job{'s' if count != 1 else ''} (state marked {_output.DAMAGED_MARK}): "
+             f"`bullpy{prefix} doctor {shlex.quote(queue.name)}` explains")
 
 
 # --- output -----------------------------------------------------------------------------------------------

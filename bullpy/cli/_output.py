@@ -23,6 +23,8 @@ import click
 
 GAP = "  "
 _MIN_ELASTIC = 8  # narrower than this, a cut value says nothing: the column is left out instead
+#: What ends a damaged job's state in a table (``waiting!``): the job's hash is not what Bull writes.
+DAMAGED_MARK = "!"
 _STATE_COLOURS = {"failed": "red", "completed": "green", "active": "cyan", "delayed": "yellow", "paused": "magenta",
                   "missing": "red", "stuck": "red"}
 
@@ -39,7 +41,53 @@ def compact(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, (int, float)):
         return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json_text(value)
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON (compact, or indented by ``indent``); JSON nested deeper than Python's json writes
+    (a damaged job's data, about 1,000 levels and more) is written on one line by a loop, never a
+    RecursionError."""
+    try:
+        if indent is None:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+    except RecursionError:
+        return deep_json(value)
+
+
+class _Token(str):
+    """Punctuation already written as JSON (pushed on ``deep_json``'s stack beside values)."""
+
+
+def deep_json(value: Any) -> str:
+    """Compact JSON of any depth, written with an explicit stack instead of recursion."""
+    parts: list[str] = []
+    work: list[Any] = [value]
+    while work:
+        item = work.pop()
+        if isinstance(item, _Token):
+            parts.append(item)
+        elif isinstance(item, dict):
+            parts.append("{")
+            work.append(_Token("}"))
+            entries = list(item.items())
+            for n in range(len(entries) - 1, -1, -1):
+                key, member = entries[n]
+                work.append(member)
+                name = key if isinstance(key, str) else json.dumps(key) if not isinstance(key, (int, float)) \
+                    else str(key)
+                work.append(_Token(("," if n else "") + json.dumps(name, ensure_ascii=False) + ":"))
+        elif isinstance(item, (list, tuple)):
+            parts.append("[")
+            work.append(_Token("]"))
+            for n in range(len(item) - 1, -1, -1):
+                work.append(item[n])
+                if n:
+                    work.append(_Token(","))
+        else:
+            parts.append(json.dumps(item, ensure_ascii=False, default=str))
+    return "".join(parts)
 
 
 def one_line(text: str) -> str:
@@ -217,6 +265,8 @@ def table_lines(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]], to
             text = pad + text if columns[i].right and not header else text + pad
             if colour and header:
                 text = click.style(text, bold=True)
+            elif colour and columns[i].key == "state" and values[i].endswith(DAMAGED_MARK):
+                text = click.style(text, fg="red", bold=True)
             elif colour and columns[i].key == "state" and values[i] in _STATE_COLOURS:
                 text = click.style(text, fg=_STATE_COLOURS[values[i]])
             parts.append(text)
@@ -228,7 +278,10 @@ def table_lines(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]], to
 # --- emitting ---------------------------------------------------------------------------------------------
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except RecursionError:  # JSON deeper than Python's json writes: see json_text
+        return deep_json(value)
 
 
 def emit_rows(fmt: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], *,

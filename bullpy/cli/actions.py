@@ -13,12 +13,14 @@ from typing import Any
 import click
 
 from ..errors import BullError
+from ..queue import Queue
 from ..retry import DEFAULT_POLICY
 from ..utils import option_keyword
 from . import main
 from ._common import (
     StateType,
     confirm,
+    damage_of,
     dry_run_option,
     emit,
     emit_record,
@@ -29,7 +31,7 @@ from ._common import (
     split_ids,
     yes_option,
 )
-from ._output import span
+from ._output import Column, span
 
 # Bull's clean takes these states (``wait`` for waiting); bullpy names them as everywhere else.
 _CLEANABLE = ("completed", "waiting", "active", "paused", "delayed", "failed")
@@ -176,6 +178,17 @@ def load(ctx: click.Context, queue_name: str, path: str, file_format: str | None
     emit_record(ctx, {"queue": queue.name, **{str(k): int(v) for k, v in counts.items()}, "dry_run": dry_run})
 
 
+def _dry(ctx: click.Context, queue: Queue, states: dict[str, str], rows: list[dict[str, Any]]) -> None:
+    """A dry run's per-id rows; when some of the jobs are damaged, a ``damaged`` column says why."""
+    damage = damage_of(queue, states)
+    columns: list[Column | str] = list(rows[0]) if rows else []
+    if damage:
+        for row in rows:
+            row["damaged"] = damage.get(row["id"])
+        columns.append(Column("damaged", elastic=True))
+    emit(ctx, rows, columns)
+
+
 def _report(ctx: click.Context, done: list[dict[str, Any]], verb: str) -> None:
     """Per-id outcomes; any id that could not be handled makes the command fail after the report."""
     emit(ctx, done, ["id", "result"])
@@ -198,7 +211,7 @@ def retry(ctx: click.Context, queue_name: str, state: str, ids: tuple[str, ...],
     if wanted:
         states = queue.get_states(wanted)
         if dry_run:
-            emit(ctx, [{"id": i, "state": s, "would_retry": s == state} for i, s in states.items()])
+            _dry(ctx, queue, states, [{"id": i, "state": s, "would_retry": s == state} for i, s in states.items()])
             return
         outcome = {i: "not found" if s == "missing" else f"is {s}" for i, s in states.items()}
         for job in queue.get_jobs_by_ids([i for i in wanted if states[i] == state]):
@@ -237,7 +250,7 @@ def promote(ctx: click.Context, queue_name: str, ids: tuple[str, ...], every: bo
     if wanted:
         states = queue.get_states(wanted)
         if dry_run:
-            emit(ctx, [{"id": i, "state": s, "would_promote": s == "delayed"} for i, s in states.items()])
+            _dry(ctx, queue, states, [{"id": i, "state": s, "would_promote": s == "delayed"} for i, s in states.items()])
             return
         promoted = set(queue.promote_jobs(wanted))
         _report(ctx, [{"id": i, "result": "promoted" if i in promoted else f"is {states[i]}"} for i in wanted],
@@ -276,7 +289,8 @@ def remove(ctx: click.Context, queue_name: str, ids: tuple[str, ...], pattern: s
         return
     states = queue.get_states(wanted)
     if dry_run:
-        emit(ctx, [{"id": i, "state": s, "would_remove": s not in ("missing", "active")} for i, s in states.items()])
+        _dry(ctx, queue, states,
+             [{"id": i, "state": s, "would_remove": s not in ("missing", "active")} for i, s in states.items()])
         return
     confirm(ctx, f"remove {len(wanted)} job(s) from queue {queue.name!r}", yes=yes)
     done = []

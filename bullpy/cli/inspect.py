@@ -144,7 +144,7 @@ def workers(ctx: click.Context, queue_name: str, all_dbs: bool) -> None:
 @click.pass_context
 def doctor(ctx: click.Context, queue_name: str, max_finished: int, max_age: str | None, no_orphans: bool) -> None:
     """Check a queue and its Redis: eviction policy, persistence, unbounded finished sets, active jobs
-    without locks, job names no worker handles, orphan job hashes, memory per job. Read-only.
+    without locks, job names no worker handles, damaged jobs, orphan job hashes, memory per job. Read-only.
 
     Exit status: 0 healthy, 1 warnings, 2 errors.
     """

@@ -17,20 +17,25 @@ from . import main
 from ._common import (
     JOB_STATES,
     StateType,
+    damaged_note,
     emit,
     emit_record,
+    no_hash,
     note,
     open_queue,
     parse_duration,
+    read_listed,
     settings,
     when,
 )
 from ._output import (
+    DAMAGED_MARK,
     Column,
     coloured,
     compact,
     dumps,
     emit_rows,
+    json_text,
     span,
     table_lines,
     width,
@@ -42,13 +47,14 @@ _ID_WINDOW = 10_000  # ids per LRANGE/ZRANGE
 _BATCH = 2000  # jobs per get_job_fields script: a few milliseconds of Redis time each
 
 #: The keys of a job row in JSON and CSV (Bull's raw values: epoch ms, parsed data).
+#: ``damaged`` says why a job's hash is not what Bull writes (None for a healthy job).
 ROW_KEYS = ("id", "state", "name", "attempts_made", "timestamp", "processed_on", "finished_on", "failed_reason",
-            "data")
+            "data", "damaged")
 #: What ``--columns`` may name; ``attempts`` is ``attempts_made`` (shown as made/allowed).
 COLUMN_KEYS = ("id", "state", "name", "age", "timestamp", "processed_on", "finished_on", "attempts_made",
-               "progress", "delay", "priority", "failed_reason", "returnvalue", "data", "opts")
+               "progress", "delay", "priority", "failed_reason", "returnvalue", "data", "opts", "damaged")
 _WIDE = ("id", "state", "name", "timestamp", "delay", "processed_on", "finished_on", "attempts_made", "progress",
-         "failed_reason", "returnvalue", "data")
+         "failed_reason", "returnvalue", "data", "damaged")
 
 
 def _number(value: Any) -> int:
@@ -126,35 +132,61 @@ def find_ids(queue: Queue, states: Sequence[str], *, since_ms: int | None = None
                 break
 
 
-def job_row(state: str, job: Job) -> dict[str, Any]:
-    """A job as ``bullpy jobs`` gives it in JSON and CSV."""
+def plain_data(job: Job) -> Any:
+    """The job's data for JSON and CSV: as read, or, for a damaged job whose JSON nests deeper than Python's
+    json writes and reads (about 1,000 levels), that JSON as text."""
+    if not job.damaged or not isinstance(job.data, (dict, list)):
+        return job.data
+    try:
+        json.dumps(job.data)
+        return job.data
+    except RecursionError:
+        return json_text(job.data)
+
+
+def job_row(state: str, job: Job | None, damaged: str | None = None, job_id: str = "") -> dict[str, Any]:
+    """A job as ``bullpy jobs`` gives it in JSON and CSV (``job`` None: an id listed with no hash)."""
+    if job is None:
+        return {"id": job_id, "state": state, "name": None, "attempts_made": None, "timestamp": None,
+                "processed_on": None, "finished_on": None, "failed_reason": None, "data": None, "damaged": damaged}
     return {"id": job.id, "state": state, "name": job.name, "attempts_made": job.attempts_made,
             "timestamp": job.timestamp, "processed_on": job.processed_on, "finished_on": job.finished_on,
-            "failed_reason": job.failed_reason, "data": job.data}
+            "failed_reason": job.failed_reason, "data": plain_data(job), "damaged": damaged}
 
 
-def _extra(job: Job, key: str, now: int) -> Any:
+def _extra(job: Job | None, key: str, now: int) -> Any:
+    if job is None:
+        return None
     if key == "age":
         return now - job.timestamp if job.timestamp else None
-    if key in ("progress", "delay", "returnvalue", "opts"):
+    if key in ("progress", "delay", "returnvalue"):
         return getattr(job, key)
+    if key == "opts":
+        return job.opts
     if key == "priority":
         return job.opts.get("priority")
     return None
 
 
-def _view(ctx: click.Context, state: str, job: Job, now: int) -> dict[str, str]:
-    """The same job as table cells: times with their zone, ages, attempts as made/allowed."""
+def _view(ctx: click.Context, state: str, job: Job | None, now: int, damaged: str | None = None,
+          job_id: str = "") -> dict[str, str]:
+    """The same job as table cells: times with their zone, ages, attempts as made/allowed; a damaged job's
+    state ends with ``!`` (``waiting!``) and its ``damaged`` cell says why."""
+    shown = state + DAMAGED_MARK if damaged else state
+    if job is None:  # listed with no hash: nothing else to show
+        return {**{k: "" for k in COLUMN_KEYS}, "id": job_id, "state": shown, "data": damaged or "",
+                "damaged": damaged or ""}
     attempts = job.opts.get("attempts")
+    data = compact(job.data) if job.data is not None or not damaged else damaged
     return {
-        "id": job.id, "state": state, "name": job.name, "age": span(now - job.timestamp) if job.timestamp else "",
+        "id": job.id, "state": shown, "name": job.name, "age": span(now - job.timestamp) if job.timestamp else "",
         "timestamp": when(ctx, job.timestamp), "processed_on": when(ctx, job.processed_on),
         "finished_on": when(ctx, job.finished_on),
         "attempts_made": f"{job.attempts_made or 0}/{attempts}" if attempts else str(job.attempts_made or 0),
         "progress": compact(job.progress) if job.progress not in (0, None) else "",
         "delay": span(job.delay) if job.delay else "", "priority": compact(job.opts.get("priority")),
-        "failed_reason": job.failed_reason or "", "returnvalue": compact(job.returnvalue), "data": compact(job.data),
-        "opts": compact(job.opts),
+        "failed_reason": job.failed_reason or "", "returnvalue": compact(job.returnvalue), "data": data,
+        "opts": compact(job.opts), "damaged": damaged or "",
     }
 
 
@@ -164,7 +196,8 @@ _TABLE = {"id": Column("id", overflow=True), "state": Column("state"), "name": C
           "attempts_made": Column("attempts_made", "attempts", right=True), "progress": Column("progress", cut=10),
           "delay": Column("delay", right=True), "priority": Column("priority", right=True),
           "failed_reason": Column("failed_reason", elastic=True), "returnvalue": Column("returnvalue", elastic=True),
-          "data": Column("data", elastic=True), "opts": Column("opts", elastic=True)}
+          "data": Column("data", elastic=True), "opts": Column("opts", elastic=True),
+          "damaged": Column("damaged", elastic=True)}
 
 
 def _columns(value: str | None) -> list[str] | None:
@@ -196,7 +229,12 @@ def _columns(value: str | None) -> list[str] | None:
 def jobs(ctx: click.Context, queue_name: str, states: tuple[str, ...], limit: int, offset: int | None,
          page: int | None, since: str | None, grep: str | None, wide: bool, column_list: str | None) -> None:
     """List jobs, one line each: id, state, name, age, attempts, and as much of the failed reason and data
-    as fits."""
+    as fits.
+
+    A job another program damaged (data or opts Node cannot read, bytes not UTF-8, JSON nested too deep, a
+    key that is not a hash, an id listed with no hash or in two states) is listed too, its state marked
+    with ! (waiting!); --wide or --columns ...,damaged says why, and JSON and CSV have a damaged field.
+    """
     if offset is not None and page is not None:
         raise click.UsageError("give --offset or --page, not both")
     skip = offset if offset is not None else (page - 1) * limit if page else 0
@@ -210,20 +248,21 @@ def jobs(ctx: click.Context, queue_name: str, states: tuple[str, ...], limit: in
         if len(wanted) > limit:  # one more than shown: says whether there is a next page
             break
     more = len(wanted) > limit
-    state_of = {i: s for s, i in wanted[:limit]}
-    found_jobs = queue.get_jobs_by_ids([i for _, i in wanted[:limit]])
+    # A damaged job is listed too, marked: an id listed with no hash, or in two states, a hash Node cannot read.
+    listed = read_listed(queue, wanted[:limit])
+    damaged = sum(1 for *_, why in listed if why)
     now = now_ms()
     fmt = settings(ctx).output
     if fmt != "table":
         rows = []
-        for job in found_jobs:
-            row = job_row(state_of[job.id], job)
+        for state, job_id, job, why in listed:
+            row = job_row(state, job, why, job_id)
             if keys is not None:
                 row = {k: row[k] if k in row else _extra(job, k, now) for k in keys}
             rows.append(row)
         emit(ctx, rows, keys or ROW_KEYS)
         return
-    views = [_view(ctx, state_of[j.id], j, now) for j in found_jobs]
+    views = [_view(ctx, state, job, now, why, job_id) for state, job_id, job, why in listed]
     named = keys is not None
     if keys is None:
         keys = list(_WIDE) if wide else ["id", "state", "name", "age", "attempts_made", "failed_reason", "data"]
@@ -236,6 +275,7 @@ def jobs(ctx: click.Context, queue_name: str, states: tuple[str, ...], limit: in
     for line in table_lines(columns, views, total=10**6 if wide else width(), colour=coloured(),
                             drop=not named):
         click.echo(line)
+    damaged_note(queue, damaged)
     if more:
         nxt = f"--page {(skip // limit) + 2}" if skip % limit == 0 else f"--offset {skip + limit}"
         note(f"jobs {skip + 1}-{skip + limit} shown; more with {nxt}")
@@ -244,13 +284,17 @@ def jobs(ctx: click.Context, queue_name: str, states: tuple[str, ...], limit: in
 def _pretty(value: Any) -> list[str]:
     if isinstance(value, str):
         return value.splitlines() or [""]
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str).splitlines()
+    try:
+        return json.dumps(value, ensure_ascii=False, indent=2, default=str).splitlines()
+    except RecursionError:  # deeper than Python's json writes: its JSON on one line (cut by job_view)
+        return [json_text(value)]
 
 
 def job_view(ctx: click.Context, queue: Queue, job: Job, state: str, lock_owner: str | None, logs: list[str],
-             log_count: int) -> list[str]:
+             log_count: int, damaged: str | None = None) -> list[str]:
     """One job for people: times with their zone, data and return value pretty-printed, the stack trace and
-    log as lines; every label is the snake_case name of Bull's field."""
+    log as lines; every label is the snake_case name of Bull's field. A damaged job says why under its state
+    (``damaged``), and shows the stored text of a field Node cannot read."""
     now = now_ms()
     lines = [f"job {job.id} of queue {queue.name}"]
 
@@ -270,6 +314,8 @@ def job_view(ctx: click.Context, queue: Queue, job: Job, state: str, lock_owner:
         return f"{when(ctx, ms)}  ({span(delta)} {relation})" if delta >= 0 else when(ctx, ms)
 
     field("state", state)
+    if damaged:
+        field("damaged", damaged)
     field("name", job.name)
     field("timestamp", at(job.timestamp))
     if job.delay and job.timestamp:
@@ -286,8 +332,14 @@ def job_view(ctx: click.Context, queue: Queue, job: Job, state: str, lock_owner:
         field("lock_owner", lock_owner or "(none: no worker holds it; stuck? see `bullpy fail`)")
     if job.failed_reason:
         field("failed_reason", job.failed_reason)
-    field("opts", compact(job.opts))
-    block("data", _pretty(job.data))
+    stored_opts = job.record.raw.get("opts") if damaged else None
+    # opts Node cannot read: the stored text, not the defaults Node's reading would give
+    field("opts", stored_opts if stored_opts is not None and "'opts'" in (damaged or "") else compact(job.opts))
+    data = _pretty(job.data)
+    if damaged:  # a damaged job's stored text may be one enormous line (JSON nested 50,000 deep): cut
+        room = max(width() - 4, 20)
+        data = [r if len(r) <= room else r[: room - 1] + "…" for r in data]
+    block("data", data)
     if job.returnvalue is not None:
         block("returnvalue", _pretty(job.returnvalue))
     if job.stacktrace:
@@ -315,10 +367,27 @@ def job(ctx: click.Context, queue_name: str, ids: tuple[str, ...]) -> None:
     missing = []
     for n, job_id in enumerate(dict.fromkeys(ids)):
         found = queue.get_job(job_id)
-        if found is None:
-            missing.append(job_id)
-            continue
         logs = queue.get_job_logs(job_id)
+        if found is None:
+            state = queue.get_states([job_id])[job_id]
+            if state == "missing":
+                missing.append(job_id)
+                continue
+            # Listed with no hash behind it: shown as such, with its logs.
+            record: dict[str, Any] = {"id": job_id, "state": state, "damaged": no_hash(state), "logs": logs.logs}
+            if fmt == "table":
+                if n:
+                    click.echo()
+                click.echo(f"job {job_id} of queue {queue.name}")
+                click.echo(f"  {'state':<15}{state}")
+                click.echo(f"  {'damaged':<15}{record['damaged']}")
+                for line in [f"  logs ({logs.count})", *(f"    {r}" for r in logs.logs)]:
+                    click.echo(line)
+            elif fmt == "json":
+                click.echo(dumps(record))
+            else:
+                emit_rows("csv", [record], [Column(k) for k in record])
+            continue
         try:
             state = str(found.get_state())
         except LookupError:  # removed between the two reads
@@ -328,10 +397,12 @@ def job(ctx: click.Context, queue_name: str, ids: tuple[str, ...]) -> None:
         if fmt == "table":
             if n:
                 click.echo()
-            for line in job_view(ctx, queue, found, state, owner, logs.logs, logs.count):
+            for line in job_view(ctx, queue, found, state, owner, logs.logs, logs.count, found.damaged):
                 click.echo(line)
         else:
-            record = {**found.to_dict(), "state": state, "lock_owner": owner, "logs": logs.logs}
+            record = {**found.to_dict(), "state": state, "lock_owner": owner, "logs": logs.logs,
+                      "damaged": found.damaged}
+            record["data"] = plain_data(found) if found.damaged else record["data"]
             if fmt == "json":
                 click.echo(dumps(record))
             else:
@@ -348,8 +419,11 @@ def job(ctx: click.Context, queue_name: str, ids: tuple[str, ...]) -> None:
 def logs(ctx: click.Context, queue_name: str, job_id: str, tail: int | None) -> None:
     """A job's log rows (what job.log / job.log() wrote), oldest first."""
     queue = open_queue(ctx, queue_name)
-    if queue.get_job(job_id) is None:
+    job = queue.get_job(job_id)
+    if job is None and queue.get_states([job_id])[job_id] == "missing":
         raise click.ClickException(f"no job {job_id!r} in queue {queue.name!r}")
+    if job is None or job.damaged:
+        note(f"job {job_id!r} is damaged: {job.damaged if job is not None else 'listed with no job hash'}")
     found = queue.get_job_logs(job_id, 0, tail - 1, asc=False) if tail else queue.get_job_logs(job_id)
     fmt = settings(ctx).output
     if fmt == "json":
@@ -375,4 +449,6 @@ def log(ctx: click.Context, queue_name: str, job_id: str, row: str, keep: int | 
     found = queue.get_job(job_id)
     if found is None:
         raise click.ClickException(f"no job {job_id!r} in queue {queue.name!r}")
+    if found.damaged:
+        note(f"job {job_id!r} is damaged: {found.damaged}")
     emit_record(ctx, {"id": job_id, "rows": found.log(row, keep_logs=keep)})

@@ -15,6 +15,7 @@ from ..queue import Queue
 from . import main
 from ._common import (
     confirm,
+    damage_of,
     dry_run_option,
     emit,
     open_queue,
@@ -22,6 +23,7 @@ from ._common import (
     split_ids,
     yes_option,
 )
+from ._output import Column
 
 
 def _plan(ctx: click.Context, queue_name: str, ids: tuple[str, ...], force: bool
@@ -38,6 +40,17 @@ def _plan(ctx: click.Context, queue_name: str, ids: tuple[str, ...], force: bool
         elif not force and queue.get_lock_owner(job_id) is not None:
             refused[job_id] = "a worker holds its live lock (--force takes it over)"
     return queue, wanted, [i for i in wanted if i not in refused], refused
+
+
+def _dry(ctx: click.Context, queue: Queue, wanted: list[str], rows: list[dict[str, object]]) -> None:
+    """A dry run's rows; when some of the jobs are damaged, a ``damaged`` column says why."""
+    damage = damage_of(queue, queue.get_states(wanted)) if wanted else {}
+    columns: list[Column | str] = list(rows[0]) if rows else []
+    if damage:
+        for row in rows:
+            row["damaged"] = damage.get(str(row["id"]))
+        columns.append(Column("damaged", elastic=True))
+    emit(ctx, rows, columns)
 
 
 def _report(ctx: click.Context, wanted: list[str], refused: dict[str, str], done: dict[str, str]) -> None:
@@ -65,7 +78,8 @@ def fail(ctx: click.Context, queue_name: str, ids: tuple[str, ...], reason: str,
     attempts left is retried (now or after its backoff), else it fails for good."""
     queue, wanted, ready, refused = _plan(ctx, queue_name, ids, force)
     if dry_run:
-        emit(ctx, [{"id": i, "would_fail": i in ready, "why_not": refused.get(i, "")} for i in wanted])
+        _dry(ctx, queue, wanted,
+             [{"id": i, "would_fail": i in ready, "why_not": refused.get(i, "")} for i in wanted])
         return
     if ready:
         confirm(ctx, f"move {len(ready)} active job(s) of queue {queue.name!r} to failed"
@@ -98,8 +112,8 @@ def complete(ctx: click.Context, queue_name: str, ids: tuple[str, ...], returnva
     returnvalue = parse_json(returnvalue_json, "--returnvalue")
     queue, wanted, ready, refused = _plan(ctx, queue_name, ids, force)
     if dry_run:
-        emit(ctx, [{"id": i, "would_complete": i in ready, "why_not": refused.get(i, "")}
-                   for i in wanted])
+        _dry(ctx, queue, wanted, [{"id": i, "would_complete": i in ready, "why_not": refused.get(i, "")}
+                                  for i in wanted])
         return
     if ready:
         confirm(ctx, f"move {len(ready)} active job(s) of queue {queue.name!r} to completed", yes=yes)

@@ -33,7 +33,9 @@ for i = 9, #ARGV do cursor[#cursor + 1] = ARGV[i] end
 local finished = state == "completed" or state == "failed"
 
 local function is_old(job_key)
-  local times = rcall("HMGET", job_key, "finishedOn", "processedOn", "timestamp")
+  -- pcall: a job key another program made something other than a hash is kept, not an error for the walk.
+  local times = redis.pcall("HMGET", job_key, "finishedOn", "processedOn", "timestamp")
+  if times.err then return false end
   for i = 1, 3 do
     if times[i] then
       local t = tonumber(times[i])
