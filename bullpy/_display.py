@@ -93,31 +93,43 @@ def to_text(value: Any, limit: int = _TEXT_LIMIT, indent: int | None = None) -> 
         except (TypeError, ValueError):
             out = repr(value)
         except RecursionError:  # JSON nested deeper than Python prints (a job another program wrote)
-            return deep_prefix(value, limit)
+            out = deep_json(value)
     return out if len(out) <= limit else out[:limit] + f"… ({len(out) - limit} more characters)"
 
 
-def deep_prefix(value: Any, limit: int) -> str:
-    """The start of a deeply nested value's JSON, written without recursion: along the first member of each
-    level, then an ellipsis."""
+class _Token(str):
+    """Punctuation already written as JSON (pushed on ``deep_json``'s stack beside values)."""
+
+
+def deep_json(value: Any) -> str:
+    """Compact JSON of any depth, written with an explicit stack instead of recursion."""
     parts: list[str] = []
-    size = 0
-    while size < limit:
-        if isinstance(value, list) and value:
-            piece, value = "[", value[0]
-        elif isinstance(value, dict) and value:
-            key = next(iter(value))
-            piece, value = "{" + json.dumps(str(key), ensure_ascii=False) + ":", value[key]
+    work: list[Any] = [value]
+    while work:
+        item = work.pop()
+        if isinstance(item, _Token):
+            parts.append(item)
+        elif isinstance(item, dict):
+            parts.append("{")
+            work.append(_Token("}"))
+            entries = list(item.items())
+            for n in range(len(entries) - 1, -1, -1):
+                key, member = entries[n]
+                work.append(member)
+                name = key if isinstance(key, str) else json.dumps(key) if not isinstance(key, (int, float)) \
+                    else str(key)
+                work.append(_Token(("," if n else "") + json.dumps(name, ensure_ascii=False) + ":"))
+        elif isinstance(item, (list, tuple)):
+            parts.append("[")
+            work.append(_Token("]"))
+            for n in range(len(item) - 1, -1, -1):
+                work.append(item[n])
+                if n:
+                    work.append(_Token(","))
         else:
-            try:
-                piece = json.dumps(value, ensure_ascii=False, default=str)
-            except (TypeError, ValueError):
-                piece = repr(value)
-            parts.append(piece)
-            break
-        parts.append(piece)
-        size += len(piece)
-    return "".join(parts)[:limit] + "… (nested too deep to show whole)"
+            parts.append(json.dumps(item, ensure_ascii=False, default=str))
+    return "".join(parts)
+
 
 
 def badge(state: str) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 
 import click
 
+from .._display import deep_json
+
 GAP = "  "
 _MIN_ELASTIC = 8  # narrower than this, a cut value says nothing: the column is left out instead
 #: What ends a damaged job's state in a table (``waiting!``): the job's hash is not what Bull writes.
@@ -54,40 +56,6 @@ def json_text(value: Any, indent: int | None = None) -> str:
         return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
     except RecursionError:
         return deep_json(value)
-
-
-class _Token(str):
-    """Punctuation already written as JSON (pushed on ``deep_json``'s stack beside values)."""
-
-
-def deep_json(value: Any) -> str:
-    """Compact JSON of any depth, written with an explicit stack instead of recursion."""
-    parts: list[str] = []
-    work: list[Any] = [value]
-    while work:
-        item = work.pop()
-        if isinstance(item, _Token):
-            parts.append(item)
-        elif isinstance(item, dict):
-            parts.append("{")
-            work.append(_Token("}"))
-            entries = list(item.items())
-            for n in range(len(entries) - 1, -1, -1):
-                key, member = entries[n]
-                work.append(member)
-                name = key if isinstance(key, str) else json.dumps(key) if not isinstance(key, (int, float)) \
-                    else str(key)
-                work.append(_Token(("," if n else "") + json.dumps(name, ensure_ascii=False) + ":"))
-        elif isinstance(item, (list, tuple)):
-            parts.append("[")
-            work.append(_Token("]"))
-            for n in range(len(item) - 1, -1, -1):
-                work.append(item[n])
-                if n:
-                    work.append(_Token(","))
-        else:
-            parts.append(json.dumps(item, ensure_ascii=False, default=str))
-    return "".join(parts)
 
 
 def one_line(text: str) -> str:
