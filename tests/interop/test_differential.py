@@ -30,10 +30,14 @@ CAMEL = {
 }
 
 
-def camel(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {CAMEL.get(k, k): camel(v) for k, v in value.items()}
-    return value
+def camel(opts: Any) -> Any:
+    """Bull's names for the option keys (and for those of ``repeat``); data and option values keep theirs."""
+    if not isinstance(opts, dict):
+        return opts
+    out = {CAMEL.get(k, k): v for k, v in opts.items()}
+    if isinstance(out.get("repeat"), dict):
+        out["repeat"] = {CAMEL.get(k, k): v for k, v in out["repeat"].items()}
+    return out
 
 
 Step = tuple[Any, ...]
@@ -104,7 +108,7 @@ class NodeRunner:
             self.peer.call(self.queue, "add", *head, data if data is not None else {}, camel(opts))
         elif kind == "bulk":
             self.peer.call(self.queue, "addBulk", [
-                {k: camel(v) for k, v in item.items()} for item in args[0]
+                {k: camel(v) if k == "opts" else v for k, v in item.items()} for item in args[0]
             ])
         elif kind == "job":
             job_id, method, *rest = args
