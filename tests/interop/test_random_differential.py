@@ -36,9 +36,8 @@ import pytest
 import redis
 
 import bullpy
-from bullpy._core.scripts import glob_escape
 
-from ..conftest import keyspace
+from ..conftest import delete_prefix, keyspace
 from .peer import Peer, PeerError
 from .test_differential import T0, NodeRunner, PythonRunner, Step, normalise
 
@@ -295,18 +294,6 @@ def describe(node: dict[str, Any], python: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def unlink_prefix(client: Client, prefix: str) -> None:
-    """SCAN + UNLINK of this prefix's own keys, nothing else."""
-    batch: list[str] = []
-    for key in client.scan_iter(glob_escape(prefix) + ":*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)
-
-
 TOTALS = {"sequences": 0, "operations": 0}
 
 
@@ -338,8 +325,8 @@ def test_random_sequences_leave_identical_keyspaces(
         ours = blank_clock(keyspace(client, py_prefix), name)
     finally:
         peer.close(spec, do_not_wait_jobs=True)
-        unlink_prefix(client, node_prefix)
-        unlink_prefix(client, py_prefix)
+        delete_prefix(client, node_prefix)
+        delete_prefix(client, py_prefix)
     for step, (outcome, _) in zip(sequence, outcomes):  # --hypothesis-show-statistics: what was exercised
         event(f"{step[0]} {step[2] if step[0] == 'job' else ''}: {outcome[0]}")
     shown = "\n".join(f"  {i}. {step!r}\n       Node {n!r} / bullpy {p!r}"
