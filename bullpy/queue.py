@@ -16,11 +16,12 @@ else:  # pragma: no cover
     from typing_extensions import Unpack
 
 from . import _cluster, connection, events
-from ._core import ops, reads, scripts
+from ._core import ops, reads, scripts, stats
 from ._core import options as _options
 from ._core.cluster import check_one_slot
 from ._core.keys import QUEUE_KEY_SUFFIXES, RESERVED_ID_PREFIXES
-from ._core.ops import CLEAN_STATES, QueueStats
+from ._core.ops import CLEAN_STATES
+from ._core.stats import QueueStats
 from ._core.ops import PRESENCE_KEYS as _PRESENCE_KEYS
 from ._core.reads import DEFAULT_COUNT_TYPES, METRICS_TYPES, JobLogs, Metrics
 from ._core.repeat import RepeatableJob
@@ -513,7 +514,7 @@ class Queue:
         their processing and waiting times, and how many there were in all. Reads only, no script: it answers
         a read-only ACL user, and over ``maxmemory`` (MULTI refused) it reads with a plain pipeline.
         """
-        return self._runner.drive(ops.get_stats(self.keys, finished_after, limit))
+        return self._runner.drive(stats.get_stats(self.keys, finished_after, limit))
 
     # --- for inspection tools: plain commands only, so a ``+@read`` ACL user and an out-of-memory Redis answer --
     def _each(self, ids: Sequence[str], command: Callable[[Any, str], object], size: int = _BATCH) -> list[Any]:

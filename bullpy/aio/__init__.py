@@ -13,7 +13,7 @@ There is no asyncio Worker: ``bullpy.Worker`` runs ``async def`` handlers on its
 """
 
 from .._core.keys import JobState
-from .._core.ops import FinishedJob, QueueStats
+from .._core.stats import FinishedJob, QueueStats
 from .._core.options import JobOptions
 from .._core.reads import JobLogs, Metrics
 from .._core.repeat import RepeatableJob

@@ -23,9 +23,10 @@ else:  # pragma: no cover
     from typing_extensions import Unpack
 
 from .. import connection
-from .._core import ops, reads, scripts
+from .._core import ops, reads, scripts, stats
 from .._core import options as _options
-from .._core.ops import PRESENCE_KEYS, QueueStats
+from .._core.ops import PRESENCE_KEYS
+from .._core.stats import QueueStats
 from .._core.options import JobOptions
 from .._core.reads import METRICS_TYPES, JobLogs, Metrics
 from .._core.repeat import RepeatableJob
@@ -420,7 +421,7 @@ class Queue:
     async def get_stats(self, finished_after: Mapping[str, float] | None = None, *,
                         limit: int = 1000) -> QueueStats:
         """What a monitor shows of the queue, in at most two round trips (see ``bullpy.Queue.get_stats``)."""
-        return await self._runner.drive(ops.get_stats(self.keys, finished_after, limit))
+        return await self._runner.drive(stats.get_stats(self.keys, finished_after, limit))
 
 
 async def find_queues(redis: str | aioredis.Redis | None = None, prefix: str = "bull", *,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bullpy import JobLocked, JobNotFound, JobNotInState, QueueHasActiveJobs, QueueNotPaused
-from bullpy._core import ops, reads
+from bullpy._core import ops, reads, stats
 from bullpy._core.keys import JobState, QueueKeys
 from bullpy._core.ops import Batch, Op, run_sync
 from bullpy._core.reads import Read
@@ -89,7 +89,7 @@ def test_a_step_that_fails_is_thrown_into_the_operation() -> None:
 
 
 def test_get_stats_reads_one_snapshot_then_the_few_jobs_found() -> None:
-    op = ops.get_stats(KEYS, {"completed": 5000.0}, limit=10)
+    op = stats.get_stats(KEYS, {"completed": 5000.0}, limit=10)
     snapshot: list[Any] = [
         3, 1, 7, 0, 2, 0,           # the six counts
         0, False,                   # meta-paused, meta.paused
@@ -103,19 +103,19 @@ def test_get_stats_reads_one_snapshot_then_the_few_jobs_found() -> None:
         ["4000", "0", "5900", None],      # job 9: waited 1900 ms, ran 100 ms
         ["4000", "1000", "5200", "5100"], # job 8: retried by hand at 5100, started 5200, ran 300 ms
     ]
-    stats, steps = drive(op, [snapshot, hashes])
+    got, steps = drive(op, [snapshot, hashes])
     assert [len(s.commands) for s in steps] == [16, 4] and steps[0].snapshot and not steps[1].snapshot
     assert steps[0].commands[14] == ("ZREVRANGEBYSCORE", "bull:message-queue:completed", "+inf", "(5000",
                                      "WITHSCORES", "LIMIT", 0, 10)
-    assert stats.counts == {"waiting": 3, "active": 1, "completed": 7, "failed": 0, "delayed": 2, "paused": 0}
-    assert not stats.paused and stats.metrics_counts == {"completed": 12, "failed": None}
-    assert stats.oldest_waiting_since == 1000
-    assert stats.finished_counts == {"completed": 2} and stats.newest_finished == {"completed": 6000.0}
-    nine, eight = stats.finished["completed"]
+    assert got.counts == {"waiting": 3, "active": 1, "completed": 7, "failed": 0, "delayed": 2, "paused": 0}
+    assert not got.paused and got.metrics_counts == {"completed": 12, "failed": None}
+    assert got.oldest_waiting_since == 1000
+    assert got.finished_counts == {"completed": 2} and got.newest_finished == {"completed": 6000.0}
+    nine, eight = got.finished["completed"]
     assert (nine.id, nine.processing_ms, nine.waited_ms) == ("9", 100.0, 1900.0)
     assert (eight.id, eight.processing_ms, eight.waited_ms) == ("8", 300.0, 100.0)
     with pytest.raises(ValueError, match="finished_after"):
-        drive(ops.get_stats(KEYS, {"waiting": 0}, 10), [])
+        drive(stats.get_stats(KEYS, {"waiting": 0}, 10), [])
 
 
 def test_reads_parse_both_reply_shapes() -> None:
