@@ -570,18 +570,22 @@ class _Migration:
 
     def _read_jobs(self, ids: Sequence[str]) -> tuple[dict[str, Job], dict[str, Mapping[bytes, bytes]], dict[str, str]]:
         """Jobs by id (vanished ids absent), their raw hashes (what a removal checks is unchanged), and the ids
-        whose hash Node itself could not read."""
+        of damaged jobs with why: they stay in Bull (a hash Node cannot read, bytes that are not UTF-8, JSON
+        too deep, a key that is not a hash), for a person to look at (`bullpy doctor`)."""
         jobs: dict[str, Job] = {}
         hashes: dict[str, Mapping[bytes, bytes]] = {}
         bad: dict[str, str] = {}
         for job_id, fields in zip(ids, self.raw.hashes(ids)):
+            if fields is None:
+                bad[job_id] = "damaged: its key is not a hash (another program wrote another kind of value there)"
+                continue
             if not fields:
                 continue
-            try:
-                jobs[job_id] = self.raw.job(job_id, fields)
-            except ValueError as exc:
-                bad[job_id] = f"unreadable job hash: {exc}"
+            job = self.raw.job(job_id, fields)
+            if job.damaged:
+                bad[job_id] = f"damaged: {job.damaged}"
                 continue
+            jobs[job_id] = job
             hashes[job_id] = fields
         return jobs, hashes, bad
 

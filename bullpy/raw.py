@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
+import sys
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import redis as _redis
 
 from . import connection
 from . import retry as _retry
 from ._core import scripts
-from ._core.jobhash import parse_job_hash
+from ._core.jobhash import read_job_hash
 from ._core.keys import check_job_id
-from ._core.scripts import Imported, ImportJob, RawJob
+from ._core.scripts import Imported, ImportJob, ImportRow, RawJob
 from ._facade import ScriptRunner
 from .job import Job
 from .utils import now_ms, text
@@ -35,8 +37,8 @@ from .utils import now_ms, text
 if TYPE_CHECKING:
     from .queue import Queue
 
-__all__ = ["LIST_STATES", "METRICS_KEYS", "ZSET_STATES", "FieldBatch", "ImportJob", "Imported", "RawJob",
-           "RawQueue", "check_job_id"]
+__all__ = ["LIST_STATES", "METRICS_KEYS", "ZSET_STATES", "FieldBatch", "HashBatch", "ImportJob", "ImportRow",
+           "Imported", "Packed", "RawJob", "RawQueue", "check_job_id"]
 
 T = TypeVar("T")
 
@@ -45,6 +47,8 @@ try:
 except ImportError:  # pragma: no cover - hiredis comes with redis[hiredis]
     _pack_command = None  # type: ignore[assignment]
 
+#: Jobs read by one SORT ... GET in ``iter_state_fields`` (at most).
+_SORT_PAGE = 500
 #: The states held in lists (read by position) and in sorted sets (read by score).
 LIST_STATES = scripts.LIST_STATES
 ZSET_STATES = scripts.ZSET_STATES
@@ -69,6 +73,83 @@ class FieldBatch:
     atomic: bool = False
 
 
+@dataclass(frozen=True)
+class Packed(Generic[T]):
+    """A script call packed for the wire (``RawQueue.pack_import``); ``RawQueue.send`` runs it. ``command`` is
+    None without hiredis (the call is then run the ordinary way)."""
+
+    call: scripts.Call[T]
+    command: bytes | None
+
+
+@dataclass(frozen=True)
+class HashBatch:
+    """A batch of jobs of one state with their whole hashes (``RawQueue.read_hashes``), read in one atomic
+    step: the ids in reading order and, per position, the hash as Redis holds it (field, value, ...; ``[]``
+    when the id has no hash), its zset score, its priority, its log rows and its debounce ttl. ``not_hash``:
+    positions whose key is not a hash (Redis' refusal), never read."""
+
+    state: str
+    ids: list[str]
+    hashes: list[list[bytes]]
+    scores: Sequence[float] | None = None             # delayed/completed/failed: the zset scores
+    priorities: Sequence[float | None] | None = None  # wait/paused: the priority zset scores, where there are
+    logs: Sequence[Sequence[bytes]] | None = None     # None: no job of the batch has log rows
+    debounce_ttls: Mapping[int, int] = field(default_factory=dict)  # position -> PTTL of de:<deid> naming it
+    not_hash: Mapping[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, state: str, rows: Sequence[RawJob]) -> HashBatch:
+        """The batch as read_jobs.lua read it (``read_list``/``read_zset`` with ``full=True``)."""
+        hashes = [[v for pair in row.fields.items() for v in pair] for row in rows]
+        logs = [list(row.logs) for row in rows]
+        return cls(
+            state, [row.id for row in rows], hashes,
+            [row.score or 0.0 for row in rows] if state in ZSET_STATES else None,
+            [row.priority for row in rows] if state in ("wait", "paused") else None,
+            logs if any(logs) else None,
+            {i: row.debounce_ttl for i, row in enumerate(rows) if row.debounce_ttl is not None},
+            {i: "the key is not a hash" for i, row in enumerate(rows) if row.not_hash},
+        )
+
+
+def _replies(conn: Any, n: int) -> list[Any]:
+    """The next ``n`` replies on a connection, errors among them as values. Read straight from redis-py's hiredis
+    reader where there is one: ``read_response`` costs a few microseconds each, more than Redis spends on the
+    command behind a +QUEUED."""
+    parser = getattr(conn, "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    fill = getattr(parser, "read_from_socket", None)
+    if reader is None or fill is None:
+        out: list[Any] = []
+        for _ in range(n):
+            try:
+                out.append(conn.read_response())
+            except _redis.ResponseError as exc:
+                out.append(exc)
+        return out
+    out = []
+    gets = reader.gets
+    # What the parser's reader answers while a reply is incomplete (redis-py passes its own sentinel).
+    waiting = getattr(sys.modules.get(type(parser).__module__), "NOT_ENOUGH_DATA", False)
+    while len(out) < n:
+        reply = gets()
+        if reply is waiting:
+            fill()
+        else:
+            out.append(reply)
+    return out
+
+
+def _window(listing: list[Any], listed: bool) -> tuple[list[bytes], list[float] | None]:
+    """Ids (and scores) of an LRANGE or ZRANGEBYSCORE ... WITHSCORES reply (RESP2: flat; RESP3: pairs)."""
+    if listed:
+        return listing, None
+    if listing and isinstance(listing[0], list):
+        return [pair[0] for pair in listing], [float(pair[1]) for pair in listing]
+    return listing[0::2], [float(x) for x in listing[1::2]]
+
+
 def _texts(items: Sequence[bytes]) -> list[str]:
     """Reply items as text in one decode (bytes that are not UTF-8 replaced, as ``text`` does)."""
     joined = b"\x00".join(items)
@@ -85,6 +166,9 @@ class RawQueue:
         self._client: _redis.Redis | None = None
         self._runner: ScriptRunner | None = None
         self._pool: _redis.ConnectionPool | None = None
+        self._no_multi = False  # read_hashes' transaction was refused: read with the script from then on
+        self._resp2_client: _redis.Redis | None = None
+        self._resp2_pool: _redis.ConnectionPool | None = None
 
     # --- plumbing ---------------------------------------------------------------------------------------
     def _bytes(self) -> tuple[_redis.Redis, ScriptRunner]:
@@ -102,30 +186,60 @@ class RawQueue:
                 self._runner.write_refusal = self.queue._runner.write_refusal
         return self._client, self._runner
 
+    def _resp2(self) -> _redis.Redis:
+        """A bytes client speaking RESP2 (``read_hashes``: hiredis builds a RESP3 map as a dict, which then has to
+        be flattened again; a flat RESP2 array is what the export file holds). A third pool only if needed."""
+        client = self._bytes()[0]
+        pool = client.connection_pool
+        if str(pool.connection_kwargs.get("protocol")) == "2":  # unset: redis-py 8 speaks RESP3
+            return client
+        if type(pool) not in (_redis.ConnectionPool, _redis.BlockingConnectionPool):
+            return client  # a Sentinel's pool (its connections ask it for the master): read as RESP3
+        if self._resp2_client is None:
+            # redis-py 8's maintenance notifications (and what they add to the kwargs) need RESP3: left out.
+            kwargs = {k: v for k, v in pool.connection_kwargs.items()
+                      if not k.startswith(("maint_notifications", "orig_"))}
+            try:
+                self._resp2_pool = _redis.ConnectionPool(connection_class=pool.connection_class,
+                                                         **{**kwargs, "protocol": 2})
+            except (_redis.RedisError, TypeError, ValueError):
+                return client  # read as RESP3: maps are flattened again
+            self._resp2_client = _redis.Redis(connection_pool=self._resp2_pool)
+        return self._resp2_client
+
     def _run(self, call: scripts.Call[T]) -> T:
         return self._bytes()[1].run(call)
 
     def _run_many_args(self, call: scripts.Call[T]) -> T:
         """``_run`` for a script with very many arguments (a batch of job hashes): the command is packed by
         hiredis in one step, where redis-py would first look at every argument in Python."""
+        return self.send(self._pack(call))
+
+    def _pack(self, call: scripts.Call[T]) -> Packed[T]:
         if _pack_command is None:
+            return Packed(call, None)
+        script = self._bytes()[1].script(call.script)
+        return Packed(call, _pack_command(("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args)))
+
+    def send(self, packed: Packed[T]) -> T:
+        """Run a script call packed beforehand (``pack_import``); its parsed reply."""
+        call = packed.call
+        if packed.command is None:
             return self._run(call)
         client, runner = self._bytes()
-        script = runner.script(call.script)
-        packed = _pack_command(("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args))
         for attempt in range(2):
             conn = self._connection(client)
             clean = False
             try:
                 with connection.unavailable_as_error(client, keys=self.queue.keys):
-                    conn.send_packed_command([packed])
+                    conn.send_packed_command([packed.command])
                     try:
                         reply = conn.read_response()
                     except _redis.exceptions.NoScriptError:
                         if attempt:
                             raise
                         clean = True
-                        client.script_load(script.script)  # Redis restarted or flushed its scripts
+                        client.script_load(runner.script(call.script).script)  # Redis restarted or flushed them
                         continue
                 clean = True
                 return call.parse(reply)
@@ -141,6 +255,10 @@ class RawQueue:
             self._client.close()
             self._pool.disconnect()
         self._client = self._runner = self._pool = None
+        if self._resp2_pool is not None and self._resp2_client is not None:
+            self._resp2_client.close()
+            self._resp2_pool.disconnect()
+        self._resp2_client = self._resp2_pool = None
 
     def __enter__(self) -> RawQueue:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
@@ -179,13 +297,101 @@ class RawQueue:
         each is looked for in the lists by position (LPOS), so a long list makes it slow; see ``hashes``."""
         return self._run(scripts.read_jobs_by_id(self.queue.keys, [str(i) for i in ids], full))
 
+    def read_hashes(self, state: str, count: int, *, start: int = 0, min_score: float = -math.inf,
+                    offset: int = 0) -> HashBatch:
+        """Up to ``count`` jobs of one state with their whole hashes, as export writes them, read atomically: a
+        list state from index ``start`` counted from the tail (as ``read_list``), a sorted-set state scored
+        ``min_score`` or more past the first ``offset`` of them (as ``read_zset``). Locks are not read.
+
+        One MULTI/EXEC reads the range, the priorities and every job's HGETALL (far less Redis time than a
+        script that builds the same reply), after a plain read of the range that names the jobs; it is
+        repeated if the range changed in between. A batch with log rows or a debounce id, or a server that
+        refuses the transaction, is read by lua/read_jobs.lua instead (``read_list``/``read_zset``).
+        """
+        if state not in scripts.STATE_INDEX:
+            raise ValueError(f"unknown job state {state!r}")
+        listed = state in LIST_STATES
+
+        def by_script() -> HashBatch:
+            rows = (self.read_list(state, start, count, locks=False) if listed
+                    else self.read_zset(state, min_score, offset, count, locks=False))
+            return HashBatch.from_rows(state, rows)
+
+        if count < 1:
+            return HashBatch(state, [], [])
+        if self._no_multi or _pack_command is None:
+            return by_script()
+        client = self._resp2()
+        keys = self.queue.keys
+        key = keys.state(state)
+        window: tuple[Any, ...] = (("LRANGE", key, start, start + count - 1) if listed else
+                                   ("ZRANGEBYSCORE", key, scripts.score_arg(min_score), "+inf", "WITHSCORES",
+                                    "LIMIT", offset, count))
+        base = keys.job("").encode()
+        prioritised = state in ("wait", "paused")
+        conn = self._connection(client)
+        clean = False
+        try:
+            with connection.unavailable_as_error(client, keys=keys):
+                conn.send_packed_command([_pack_command(window)])
+                listing = conn.read_response()
+                for _ in range(3):
+                    ids, scores = _window(listing, listed)
+                    if not ids:
+                        clean = True
+                        return HashBatch(state, [], [])
+                    keys_ = [base + i for i in ids]
+                    commands = [_pack_command(("MULTI",)), _pack_command(window)]
+                    if prioritised:
+                        commands.append(_pack_command(cast(Any, ("ZMSCORE", keys("priority"), *ids))))
+                    commands.append(_pack_command(cast(Any, ("EXISTS", *[k + b":logs" for k in keys_]))))
+                    # HGETALL per job, packed here: hiredis' pack_command per command would cost more than Redis.
+                    commands.append(b"".join([b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(k), k) for k in keys_]))
+                    commands.append(_pack_command(("EXEC",)))
+                    conn.send_packed_command([b"".join(commands)])
+                    # +OK, +QUEUED per command, then EXEC's reply (an error if a command was refused when
+                    # queued: ZMSCORE before Redis 6.2, an ACL, keys in other cluster slots).
+                    reply = _replies(conn, len(commands) + len(ids) - 1)[-1]
+                    if not isinstance(reply, list):
+                        clean = True
+                        self._no_multi = True
+                        return by_script()
+                    if reply[0] == listing:
+                        break
+                    listing = reply[0]  # the range moved between the two reads: read it again
+                else:
+                    clean = True
+                    return by_script()
+            clean = True
+        finally:
+            if not clean:
+                conn.disconnect()
+            client.connection_pool.release(conn)
+        at = 2 if prioritised else 1
+        hashes: list[Any] = reply[at + 1:]
+        not_hash: dict[int, str] = {}
+        for i, h in enumerate(hashes):
+            if isinstance(h, dict):  # RESP3: a map, in the hash's own order
+                hashes[i] = h = list(itertools.chain.from_iterable(h.items()))
+            elif not isinstance(h, list):
+                not_hash[i] = str(h)
+                hashes[i] = []
+                continue
+            if b"deid" in h:
+                return by_script()  # a debounce key: the script reads its ttl with the hash
+        if reply[at]:
+            return by_script()  # log rows: the script reads them with the hashes
+        priorities = [None if p is None else float(p) for p in reply[1]] if prioritised else None
+        return HashBatch(state, _texts(ids), hashes, scores, priorities, None, {}, not_hash)
+
     def iter_state_fields(self, state: str, fields: Sequence[str], *, asc: bool, start: int = 0, stop: int = -1,
                           batch_size: int = 1000) -> Generator[FieldBatch, None, None]:
-        """Some hash fields of the jobs of one state, ``batch_size`` jobs at a time, positions ``start`` to
+        """Some hash fields of the jobs of one state, at most ``batch_size`` jobs at a time, positions ``start`` to
         ``stop`` (inclusive; -1: the end; negative positions count from the end) in reading order: ``asc``
         is ``get_ranges``' (lists from the head, sorted sets lowest first).
 
-        Each batch is one ``SORT_RO <state> BY nosort LIMIT ... GET # GET <job>->field ...``: Redis walks the
+        Each batch is read by ``SORT_RO <state> BY nosort LIMIT ... GET # GET <job>->field ...`` commands of at
+        most 500 jobs each (whatever ``batch_size`` asks, so that no command holds Redis for long): Redis walks the
         range and reads the fields in C, in one reply; the next batch is requested before this one is handed
         out, so Redis reads it while the caller works. Where Redis refuses that (before 7.0 in a cluster, an
         ACL user without read access to every key, a prefix with ``*``), the ids are read by range and the
@@ -216,8 +422,14 @@ class RawQueue:
         sort = ["SORT_RO", key, "BY", "nosort", "LIMIT"]
         tail = ["DESC", *gets] if desc else gets
 
+        # One SORT reads at most _SORT_PAGE jobs, whatever batch_size asks: a few milliseconds of Redis each, so
+        # that a busy machine stretching one never brings it near 20 ms (1,000 a page did, now and then).
+        pages = -(-batch_size // _SORT_PAGE)  # per batch; pages of equal size, so a batch holds batch_size jobs
+        per_page = -(-batch_size // pages)
+        ahead = max(2, 2000 // per_page)
+
         def page(position: int) -> int:
-            return batch_size if stop == -1 else min(batch_size, stop - position + 1)
+            return per_page if stop == -1 else min(per_page, stop - position + 1)
 
         first = None
         if "*" not in base:
@@ -237,21 +449,28 @@ class RawQueue:
         conn = self._connection(client)
         in_flight: collections.deque[int] = collections.deque()  # positions asked for, replies not read yet
         reply, position = first, start
+        gathered: list[Any] = []
         asked = start + len(first) // width  # where the next request starts (every page full so far)
         try:
             while True:
                 n = len(reply) // width
                 last = n < page(position) or (stop != -1 and position + n > stop)
-                # Keep two requests ahead, so Redis always has the next batch to read while this one is
-                # decoded (a request past the end costs Redis an empty reply).
-                while not last and len(in_flight) < 2 and (stop == -1 or asked <= stop):
+                # Keep about two batches of 1,000 jobs asked ahead, so Redis always has the next one to read while
+                # this one is decoded (a request past the end costs Redis an empty reply).
+                while not last and len(in_flight) < ahead and (stop == -1 or asked <= stop):
                     with connection.unavailable_as_error(client, keys=self.queue.keys):
                         conn.send_command(*sort, asked, page(asked), *tail)
                     in_flight.append(asked)
                     asked += page(asked)
                 if n:
-                    yield FieldBatch(_texts(reply[0::width]), [reply[k::width] for k in range(1, width)], atomic=True)
-                if last or not in_flight:
+                    # Pages are joined up to batch_size jobs: callers see batches of the size they asked for.
+                    gathered = reply if not gathered else gathered + reply
+                done = last or not in_flight
+                if gathered and (done or len(gathered) >= batch_size * width):
+                    yield FieldBatch(_texts(gathered[0::width]), [gathered[k::width] for k in range(1, width)],
+                                     atomic=True)
+                    gathered = []
+                if done:
                     break
                 with connection.unavailable_as_error(client, keys=self.queue.keys):
                     reply = conn.read_response()
@@ -322,25 +541,29 @@ class RawQueue:
             except TypeError:  # redis-py before 5.3 wants a command name
                 return pool.get_connection("SORT")
 
-    def hashes(self, ids: Sequence[str]) -> list[dict[bytes, bytes]]:
-        """The job hashes exactly as Redis holds them (``{}`` for a job that is gone), in one round trip."""
+    def hashes(self, ids: Sequence[str]) -> list[dict[bytes, bytes] | None]:
+        """The job hashes exactly as Redis holds them (``{}`` for a job that is gone, None where the job's key
+        holds another type, which another program wrote), in one round trip."""
         keys = self.queue.keys
         client = self._bytes()[0]
         with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hgetall(keys.job(str(job_id)))
-            return [dict(reply) for reply in pipe.execute()]
+            replies = pipe.execute(raise_on_error=False)
+        out: list[dict[bytes, bytes] | None] = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                if connection.wrong_type_detail(reply) is None:
+                    raise reply
+                out.append(None)
+            else:
+                out.append(dict(reply))
+        return out
 
     def job(self, job_id: str, fields: Mapping[bytes, bytes]) -> Job:
-        """A raw job hash as ``queue.get_job`` would return the job. Raises ValueError where Node could not
-        read it (``opts`` or ``data`` not JSON)."""
-        kwargs = self.queue.client.connection_pool.connection_kwargs
-        decoded: Mapping[Any, Any] = fields
-        if kwargs.get("decode_responses"):
-            # As the queue's own client would hand them over (strict: bytes that are not UTF-8 raise).
-            encoding, errors = kwargs.get("encoding", "utf-8"), kwargs.get("encoding_errors", "strict")
-            decoded = {k.decode(encoding, errors): v.decode(encoding, errors) for k, v in fields.items()}
-        return Job(self.queue, parse_job_hash(str(job_id), decoded, now_ms()))
+        """A raw job hash as ``queue.get_job`` returns the job: one another program damaged is a Job whose
+        ``damaged`` says why (Node's reading where Node can read it)."""
+        return Job(self.queue, read_job_hash(str(job_id), fields, now_ms()))
 
     def job_presence(self, ids: Sequence[str], *, plain: bool = False) -> list[tuple[bool, bool]]:
         """Per id, in one call (lua/job_presence.lua): (the job hash exists, a worker holds its lock).
@@ -423,7 +646,45 @@ class RawQueue:
         """
         if on_conflict not in ("error", "skip", "replace"):
             raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
-        return self._run_many_args(scripts.import_jobs(self.queue.keys, on_conflict, id_floor, jobs))
+        return self.import_rows([job.row() for job in jobs], on_conflict=on_conflict, id_floor=id_floor)
+
+    def import_rows(self, rows: Sequence[ImportRow], *, on_conflict: str = "error",
+                    id_floor: int | None = None) -> Imported:
+        """``import_jobs`` for jobs whose hashes are flat field, value lists (as an export file holds them): no
+        object per job on the way."""
+        return self.send(self.pack_import(rows, on_conflict=on_conflict, id_floor=id_floor))
+
+    def pack_import(self, rows: Sequence[ImportRow], *, on_conflict: str = "error",
+                    id_floor: int | None = None) -> Packed[Imported]:
+        """``import_rows`` packed for the wire, to ``send`` later (from another thread: a batch is packed while
+        the one before is written)."""
+        if on_conflict not in ("error", "skip", "replace"):
+            raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
+        return self._pack(scripts.import_rows(self.queue.keys, on_conflict, id_floor, rows))
+
+    def count_existing(self, ids: Sequence[str]) -> int:
+        """How many of these jobs have a key (one EXISTS)."""
+        if not ids:
+            return 0
+        client = self._bytes()[0]
+        base = self.queue.keys.job("")
+        keys = [base + str(i) for i in ids]
+        if _pack_command is None:
+            with connection.unavailable_as_error(client, keys=self.queue.keys):
+                return int(client.exists(*keys))
+        # Packed by hiredis: redis-py's packing of a few hundred keys costs more than Redis' lookups.
+        conn = self._connection(client)
+        clean = False
+        try:
+            with connection.unavailable_as_error(client, keys=self.queue.keys):
+                conn.send_packed_command([_pack_command(cast(Any, ("EXISTS", *keys)))])
+                count = int(conn.read_response())
+            clean = True
+            return count
+        finally:
+            if not clean:
+                conn.disconnect()
+            client.connection_pool.release(conn)
 
     def import_queue(self, *, id_floor: int | None = None, replace: bool = False,
                      repeatables: Sequence[tuple[str, float]] = (),

@@ -210,3 +210,24 @@ def test_randomised_damage_never_hides_healthy_jobs(make_queue: Any, raw: redis.
     assert rows.loc[corpus.healthy, "parse_error"].isna().all()
     assert rows.loc[list(corpus.damaged), "parse_error"].notna().all()
     assert dc.digest(raw, queue.keys.base) == before
+
+
+def test_migration_moves_the_healthy_jobs_and_leaves_the_damaged_in_bull(corpus: dc.Corpus, raw: redis.Redis,
+                                                                        other_prefix: str) -> None:
+    pytest.importorskip("bullmq")
+    from bullpy.migrate import migrate_to_bullmq
+
+    queue = corpus.queue
+    before = dc.digest(raw, queue.keys.base)
+    plan = migrate_to_bullmq(queue, target_prefix=other_prefix, states=["waiting"], dry_run=True)
+    assert dc.digest(raw, queue.keys.base) == before
+    done = migrate_to_bullmq(queue, target_prefix=other_prefix, states=["waiting"])
+    for summary in (plan, done):
+        skipped = {s.id: s.reason for s in summary.skipped}
+        assert set(skipped) == set(corpus.damaged) - {"damaged-hash-missing"}, skipped
+        assert all("damaged" in reason for reason in skipped.values())
+        assert summary.migrated["wait"] == len(corpus.healthy) + 1  # and the sound job listed twice
+    left = set(queue.get_ranges(["waiting"]))
+    assert left == set(corpus.damaged)  # left in Bull, untouched (the id with no hash too)
+    for job_id in corpus.healthy:  # BullMQ's queue is on the same server and db here
+        assert raw.hget(f"{other_prefix}:{queue.name}:{job_id}", "data") is not None
