@@ -1,6 +1,7 @@
 """Reading a big queue back: ``jobs_frame``, ``iter_jobs_frames`` to Parquet, ``export`` and ``import``.
 
     python benchmarks/reading.py [--jobs 1000000] [--compare-jobs 100000] [--redis-url URL] [--out FILE]
+                                 [--only frame,parquet,compare,grep,transfer]
 
 Starts a private ``redis-server --save ''`` on a free port (unless ``--redis-url`` names one; then only a
 fresh ``bullpy-bench-<hex>`` prefix is used and deleted), fills one queue with ``--jobs`` Bull-shaped job hashes
@@ -277,6 +278,9 @@ def main() -> None:
                         help="completed jobs read by bullpy and by Node for the comparison (default 100,000)")
     parser.add_argument("--redis-url", help="use this server instead of starting a private one")
     parser.add_argument("--out", default=str(HERE / "reading.md"))
+    parser.add_argument("--only", default=None,
+                        help="run only these parts, comma-separated: frame, parquet, compare, grep, transfer "
+                             "(export and import); default all")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -284,6 +288,10 @@ def main() -> None:
         CHILDREN[mode](*rest)
         return
 
+    parts = {"frame", "parquet", "compare", "grep", "transfer"}
+    only = parts if args.only is None else {p.strip() for p in args.only.split(",")}
+    if only - parts:
+        parser.error(f"--only: unknown parts {sorted(only - parts)}; use some of {sorted(parts)}")
     load_before = os.getloadavg()[0]
     folder = tempfile.mkdtemp(prefix="bullpy-reading-")
     server = Server(args.redis_url, folder)
@@ -298,63 +306,69 @@ def main() -> None:
               flush=True)
         t0 = time.perf_counter()
         last = fill(server.url, f"{prefix}:big:", counts)
-        fill(server.url, f"{prefix}:cmp:", {"completed": args.compare_jobs}, first_id=last + 1)
+        if "compare" in only:
+            fill(server.url, f"{prefix}:cmp:", {"completed": args.compare_jobs}, first_id=last + 1)
         print(f"  filled in {time.perf_counter() - t0:.0f} s", flush=True)
 
-        print("jobs_frame over every job", flush=True)
-        frame = py(server, "frame", server.url, prefix, "big", "waiting,delayed,completed,failed", "-")
-        rate = frame["rows"] / frame["seconds"]
-        ratio = frame["extra_mb"] / frame["frame_mb"]
-        rows.append((f"jobs_frame, {frame['rows']:,} jobs: rows/s", f"{rate:,.0f}", "≥ 150,000", f"{rate / 150_000:.2f}"))
-        rows.append(("jobs_frame: peak extra RSS / frame deep size",
-                     f"{ratio:.2f}x ({frame['extra_mb']:,.0f} MB / {frame['frame_mb']:,.0f} MB)", "≤ 2x",
-                     f"{2 / ratio:.2f}"))
-        notes.append(f"jobs_frame over {frame['rows']:,} jobs: {frame['seconds']:.2f} s, client CPU "
-                     f"{frame['cpu_s']:.2f} s, Redis CPU {frame['redis_cpu_s']:.2f} s ({cpu_rate(frame)}).")
+        if "frame" in only:
+            print("jobs_frame over every job", flush=True)
+            frame = py(server, "frame", server.url, prefix, "big", "waiting,delayed,completed,failed", "-")
+            rate = frame["rows"] / frame["seconds"]
+            ratio = frame["extra_mb"] / frame["frame_mb"]
+            rows.append((f"jobs_frame, {frame['rows']:,} jobs: rows/s", f"{rate:,.0f}", "≥ 150,000", f"{rate / 150_000:.2f}"))
+            rows.append(("jobs_frame: peak extra RSS / frame deep size",
+                         f"{ratio:.2f}x ({frame['extra_mb']:,.0f} MB / {frame['frame_mb']:,.0f} MB)", "≤ 2x",
+                         f"{2 / ratio:.2f}"))
+            notes.append(f"jobs_frame over {frame['rows']:,} jobs: {frame['seconds']:.2f} s, client CPU "
+                         f"{frame['cpu_s']:.2f} s, Redis CPU {frame['redis_cpu_s']:.2f} s ({cpu_rate(frame)}).")
 
-        print("iter_jobs_frames(chunk_rows=100_000) to Parquet", flush=True)
-        parquet = os.path.join(folder, "jobs.parquet")
-        stream = py(server, "frame", server.url, prefix, "big", "waiting,delayed,completed,failed", parquet)
-        rows.append((f"iter_jobs_frames to Parquet, {stream['rows']:,} jobs: rows/s",
-                     f"{stream['rows'] / stream['seconds']:,.0f}", "", ""))
-        rows.append(("iter_jobs_frames to Parquet: peak extra RSS",
-                     f"{stream['extra_mb']:,.0f} MB (largest frame {stream['frame_mb']:,.0f} MB)", "", ""))
+        if "parquet" in only:
+            print("iter_jobs_frames(chunk_rows=100_000) to Parquet", flush=True)
+            parquet = os.path.join(folder, "jobs.parquet")
+            stream = py(server, "frame", server.url, prefix, "big", "waiting,delayed,completed,failed", parquet)
+            rows.append((f"iter_jobs_frames to Parquet, {stream['rows']:,} jobs: rows/s",
+                         f"{stream['rows'] / stream['seconds']:,.0f}", "", ""))
+            rows.append(("iter_jobs_frames to Parquet: peak extra RSS",
+                         f"{stream['extra_mb']:,.0f} MB (largest frame {stream['frame_mb']:,.0f} MB)", "", ""))
 
-        print(f"jobs_frame(['completed']) and Node getJobs + toJSON over {args.compare_jobs:,} jobs", flush=True)
-        ours = py(server, "frame", server.url, prefix, "cmp", "completed", "-")
-        ours_rate = ours["rows"] / ours["seconds"]
-        if (HERE.parent / "bridge" / "node_modules" / "bull").is_dir() and shutil.which("node"):
-            node = run_child(server, ["node", str(NODE_BENCH), "read", server.url, prefix, "cmp", str(args.compare_jobs)])
-            node_rate = node["jobs"] / node["seconds"]
-            rows.append((f"jobs_frame / Node getJobs + toJSON, {args.compare_jobs:,} completed jobs",
-                         f"{ours_rate / node_rate:.2f}x ({ours_rate:,.0f} / {node_rate:,.0f} rows/s)", "≥ 2x",
-                         f"{ours_rate / node_rate / 2:.2f}"))
-        else:
-            rows.append(("jobs_frame / Node getJobs + toJSON",
-                         f"Node not measured ({ours_rate:,.0f} rows/s for bullpy): run `cd bridge && npm ci`", "≥ 2x", ""))
+        if "compare" in only:
+            print(f"jobs_frame(['completed']) and Node getJobs + toJSON over {args.compare_jobs:,} jobs", flush=True)
+            ours = py(server, "frame", server.url, prefix, "cmp", "completed", "-")
+            ours_rate = ours["rows"] / ours["seconds"]
+            if (HERE.parent / "bridge" / "node_modules" / "bull").is_dir() and shutil.which("node"):
+                node = run_child(server, ["node", str(NODE_BENCH), "read", server.url, prefix, "cmp", str(args.compare_jobs)])
+                node_rate = node["jobs"] / node["seconds"]
+                rows.append((f"jobs_frame / Node getJobs + toJSON, {args.compare_jobs:,} completed jobs",
+                             f"{ours_rate / node_rate:.2f}x ({ours_rate:,.0f} / {node_rate:,.0f} rows/s)", "≥ 2x",
+                             f"{ours_rate / node_rate / 2:.2f}"))
+            else:
+                rows.append(("jobs_frame / Node getJobs + toJSON",
+                             f"Node not measured ({ours_rate:,.0f} rows/s for bullpy): run `cd bridge && npm ci`", "≥ 2x", ""))
 
-        print("bullpy jobs --state waiting --grep (a text no job holds: every waiting job is searched)", flush=True)
-        cli = [sys.executable, "-m", "bullpy.cli", "--redis", server.url, "--prefix", prefix, "jobs", "big",
-               "--state", "waiting", "--grep", "no-such-text-anywhere", "-n", "20", "--format", "json"]
-        t0 = time.perf_counter()
-        subprocess.run(cli, check=True, capture_output=True)
-        grep_s = time.perf_counter() - t0
-        rows.append((f"bullpy jobs --grep over {counts['wait']:,} waiting jobs: seconds", f"{grep_s:.2f}", "≤ 5",
-                     f"{5 / grep_s:.2f}"))
+        if "grep" in only:
+            print("bullpy jobs --state waiting --grep (a text no job holds: every waiting job is searched)", flush=True)
+            cli = [sys.executable, "-m", "bullpy.cli", "--redis", server.url, "--prefix", prefix, "jobs", "big",
+                   "--state", "waiting", "--grep", "no-such-text-anywhere", "-n", "20", "--format", "json"]
+            t0 = time.perf_counter()
+            subprocess.run(cli, check=True, capture_output=True)
+            grep_s = time.perf_counter() - t0
+            rows.append((f"bullpy jobs --grep over {counts['wait']:,} waiting jobs: seconds", f"{grep_s:.2f}", "≤ 5",
+                         f"{5 / grep_s:.2f}"))
 
-        print("export and import", flush=True)
-        path = os.path.join(folder, "big.bullpy")
-        exported = py(server, "transfer", server.url, prefix, "big", "export", path, target_prefix)
-        imported = py(server, "transfer", server.url, prefix, "big", "import", path, target_prefix)
-        if exported["rows"] != n or imported["rows"] != n:
-            raise SystemExit(f"exported {exported['rows']:,} and imported {imported['rows']:,} of {n:,} jobs")
-        for label, result in (("export", exported), ("import", imported)):
-            rate = result["rows"] / result["seconds"]
-            rows.append((f"{label}, {result['rows']:,} jobs: jobs/s", f"{rate:,.0f}", "≥ 100,000", f"{rate / 100_000:.2f}"))
-            notes.append(f"{label}: {result['seconds']:.2f} s, client CPU {result['cpu_s']:.2f} s, Redis CPU "
-                         f"{result['redis_cpu_s']:.2f} s ({cpu_rate(result)}), peak extra RSS "
-                         f"{result['extra_mb']:,.0f} MB.")
-        notes.append(f"export file: {os.path.getsize(path) / 2**20:,.0f} MB.")
+        if "transfer" in only:
+            print("export and import", flush=True)
+            path = os.path.join(folder, "big.bullpy")
+            exported = py(server, "transfer", server.url, prefix, "big", "export", path, target_prefix)
+            imported = py(server, "transfer", server.url, prefix, "big", "import", path, target_prefix)
+            if exported["rows"] != n or imported["rows"] != n:
+                raise SystemExit(f"exported {exported['rows']:,} and imported {imported['rows']:,} of {n:,} jobs")
+            for label, result in (("export", exported), ("import", imported)):
+                rate = result["rows"] / result["seconds"]
+                rows.append((f"{label}, {result['rows']:,} jobs: jobs/s", f"{rate:,.0f}", "≥ 100,000", f"{rate / 100_000:.2f}"))
+                notes.append(f"{label}: {result['seconds']:.2f} s, client CPU {result['cpu_s']:.2f} s, Redis CPU "
+                             f"{result['redis_cpu_s']:.2f} s ({cpu_rate(result)}), peak extra RSS "
+                             f"{result['extra_mb']:,.0f} MB.")
+            notes.append(f"export file: {os.path.getsize(path) / 2**20:,.0f} MB.")
         notes.append(slowest(server))
     finally:
         if args.redis_url:

@@ -28,6 +28,7 @@ from bullpy import transfer
 from bullpy.transfer import ExportFormatError, ImportConflict
 from bullpy.worker import Worker
 
+from . import damaged_corpus
 from .conftest import keyspace, wait_until
 
 
@@ -120,7 +121,11 @@ def build(records: list[dict[str, Any]], *, header: dict[str, Any] | None = None
             counts[r["state"]] = counts.get(r["state"], 0) + 1
     trailer = {"t": "end", "records": len(body), "counts": counts,
                "repeat": sum(1 for r in body if r.get("t") == "repeat"), "dangling": 0,
-               "sha256": hashlib.sha256(data).hexdigest(), **(end or {})}
+               "sha256": hashlib.sha256(data).hexdigest()}
+    if head.get("version") != 1:  # version 2 also counts what was left out and the damaged jobs
+        trailer |= {"not_hash": 0, "duplicates": 0,
+                    "damaged": sum(1 for r in body if r.get("t") == "job" and "damaged" in r)}
+    trailer |= end or {}
     packed: bytes = msgpack.packb(trailer, use_bin_type=True)
     return data + packed
 
@@ -280,7 +285,7 @@ def _mutations(good: bytes) -> dict[str, tuple[bytes, str]]:
         "random": (bytes(range(256)) * 4, "not"),
         "json": (b'{"format": "bullpy-export", "version": 1}', "not a bullpy export"),
         "huge array header": (b"\xdd\xff\xff\xff\xff", "exceeds max_array_len"),
-        "wrong version": (build(records, header=dict(head, version=2)), "unsupported bullpy-export version 2"),
+        "wrong version": (build(records, header=dict(head, version=3)), "unsupported bullpy-export version 3"),
         "truncated": (good[: len(good) // 2], "truncated"),
         "no trailer": (good[: good.rindex(msgpack.packb(records[-1], use_bin_type=True))], "without the end record"),
         "altered byte": (altered, "checksum mismatch"),
@@ -297,6 +302,9 @@ def _mutations(good: bytes) -> dict[str, tuple[bytes, str]]:
         "delayed without score": (
             build([dict(r, score=None) if r.get("state") == "delayed" else r for r in records]), "needs a numeric"),
         "unknown record": (build([*records[:-2], {"t": "mystery"}, *records[-2:]]), "unknown record type 'mystery'"),
+        "damaged without why": (with_job(damaged=5), "'damaged' must say why"),
+        "damaged count": (build(records, end={"damaged": 2}), "counts 2 damaged jobs, the file holds 0"),
+        "deep data unmarked": (replace_field(b"data", b"[" * 5000 + b"]" * 5000), "nests deeper than bullpy checks"),
         "job after queue": (build([*records[:-1], data_job | {"id": "late"}, records[-1]]), "after the queue record"),
         "no queue record": (build([r for r in records if r is not queue_rec]), "before the queue record"),
         "count mismatch": (build(records, end={"records": 3}), "end record counts 3 records"),
@@ -570,3 +578,87 @@ def test_bad_arguments_are_refused_before_anything_happens(make_queue: Callable[
     with pytest.raises(ValueError, match="to_state"):
         transfer.move_jobs(source, same)
     assert buffer.getvalue() == b""
+
+
+# --- damaged queues and old files ----------------------------------------------------------------------
+
+#: Corpus cases whose key is exported as it is but marked damaged (data or opts bullpy cannot read or check).
+_MARKED = {"opts-null", "opts-truncated", "data-truncated", "data-not-utf8", "data-deep", "data-too-deep"}
+
+
+def test_export_of_a_damaged_queue_keeps_every_hash_and_import_restores_them(
+    make_queue: Callable[..., bullpy.Queue], raw_client: redis.Redis, prefix: str, other_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """A backup of a queue other programs damaged: every hash byte for byte (damaged ones marked), keys that
+    are not hashes and ids without a hash left out and counted; imported, the healthy jobs are identical."""
+    source = make_queue("dmg")
+    corpus = damaged_corpus.write(source, raw_client)
+    base = f"{prefix}:dmg"
+    before = damaged_corpus.digest(raw_client, base)
+    path = tmp_path / "dmg.bullpy"
+    summary = transfer.export_queue(source, path)
+    assert damaged_corpus.digest(raw_client, base) == before  # reading changed nothing
+
+    left_out = {f"damaged-{kind}" for kind in ("key-is-string", "key-is-list", "hash-missing")}
+    marked = {i for i, kind in corpus.damaged.items() if kind in _MARKED or kind.startswith("random:")}
+    exported = {*corpus.healthy, corpus.twice, *(set(corpus.damaged) - left_out)}
+    assert summary.counts == {"delayed": 0, "wait": len(exported), "paused": 0, "active": 0, "completed": 0,
+                              "failed": 0}
+    assert (summary.not_hash, summary.dangling, summary.duplicates, summary.damaged) == (2, 1, 1, len(marked))
+    text = str(summary)
+    for part in (f"{len(marked)} damaged jobs", "2 ids whose key is not a hash left out",
+                 "1 ids without a job hash left out", "1 ids met more than once"):
+        assert part in text, text
+    assert transfer.validate_export(path) == summary
+    # Batches with log rows are read by the script (lua/read_jobs.lua): the same jobs, the same counts.
+    logged = source.get_job(corpus.healthy[0])
+    assert logged is not None
+    logged.log("a row")
+    again = transfer.export_queue(source, tmp_path / "again.bullpy", batch_size=4)
+    assert (again.counts, again.not_hash, again.dangling, again.duplicates, again.damaged) == (
+        summary.counts, 2, 1, 1, len(marked))
+    raw_client.delete(f"{base}:{corpus.healthy[0]}:logs")
+
+    with transfer.read_export(path) as reader:
+        entries = {e.id: e for e in reader if isinstance(e, transfer.JobEntry)}
+    assert set(entries) == exported
+    for job_id, entry in entries.items():
+        assert dict(entry.fields) == raw_client.hgetall(f"{base}:{job_id}"), job_id  # byte for byte
+        assert (entry.damaged is not None) == (job_id in marked), job_id
+
+    target = make_queue("dmg", prefix=other_prefix)
+    result = transfer.import_queue(path, target)
+    assert result.written == {"wait": len(exported)} and result.damaged == len(marked)
+    assert f"{len(marked)} damaged jobs" in str(result)
+    for job_id in exported:
+        assert raw_client.hgetall(f"{other_prefix}:dmg:{job_id}") == raw_client.hgetall(f"{base}:{job_id}"), job_id
+    # The waiting list in the same order, without the ids that were left out.
+    assert raw_client.lrange(f"{other_prefix}:dmg:wait", 0, -1) == [
+        i for i in raw_client.lrange(f"{base}:wait", 0, -1) if i.decode() not in left_out]
+    for job_id in left_out:
+        assert not raw_client.exists(f"{other_prefix}:dmg:{job_id}")
+    # Healthy jobs read back as the source's do.
+    for job_id in corpus.healthy:
+        copy, original = target.get_job(job_id), source.get_job(job_id)
+        assert copy is not None and original is not None and copy.data == original.data
+
+
+def test_files_of_version_1_are_still_read(good_file: bytes, make_queue: Callable[..., bullpy.Queue],
+                                           raw_client: redis.Redis, prefix: str, other_prefix: str) -> None:
+    """Version 1 (before damaged jobs were marked): no ``damaged`` records, no counts of what was left out."""
+    records = decode(good_file)
+    assert records[0]["version"] == transfer.VERSION == 2
+    body = [r for r in records[1:-1]]
+    v1 = build([dict(records[0], version=1), *body, records[-1]])
+    assert b"not_hash" not in v1[-200:]
+    summary = transfer.validate_export(io.BytesIO(v1))
+    assert summary.version == 1 and summary.jobs == transfer.validate_export(io.BytesIO(good_file)).jobs
+    target = make_queue("dst", prefix=other_prefix)
+    assert transfer.import_queue(io.BytesIO(v1), target).jobs == summary.jobs
+    # A version 1 file knows no damaged mark: a record with one is refused.
+    job = next(r for r in body if r.get("t") == "job")
+    marked = build([dict(records[0], version=1), *[dict(r, damaged="x") if r is job else r for r in body],
+                    records[-1]])
+    with pytest.raises(ExportFormatError, match="unknown \\['damaged'\\]"):
+        transfer.validate_export(io.BytesIO(marked))

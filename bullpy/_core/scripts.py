@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from ..errors import error_for_code
 from .codec import text
@@ -555,6 +555,7 @@ class RawJob:
     fields: Mapping[bytes, bytes]   # the hash (full reads only; {} otherwise)
     logs: tuple[bytes, ...] = ()    # the log rows (full reads only)
     debounce_ttl: int | None = None  # PTTL of de:<deid> while that key names this job (-1: no expiry)
+    not_hash: bool = False          # the job's key is not a hash (full reads only; then exists is False)
 
 
 def _parse_raw_jobs(reply: Any) -> list[RawJob]:
@@ -563,8 +564,8 @@ def _parse_raw_jobs(reply: Any) -> list[RawJob]:
         out.append(RawJob(
             text(job_id), _INDEX_STATE.get(int(index)),
             None if score is None else float(score), None if priority is None else float(priority),
-            bool(int(locked)), bool(int(exists)), dict(zip(flat[0::2], flat[1::2])), tuple(logs),
-            None if de_ttl is None else int(de_ttl),
+            bool(int(locked)), int(exists) == 1, dict(zip(flat[0::2], flat[1::2])), tuple(logs),
+            None if de_ttl is None else int(de_ttl), int(exists) == 2,
         ))
     return out
 
@@ -619,11 +620,32 @@ class ImportJob:
     debounce_ttl: int | None = None   # that key's PTTL (-1: no expiry)
 
     def argv(self) -> list[str | bytes]:
-        ttl = "" if self.debounce_ttl is None or not self.debounce_id else str(self.debounce_ttl)
-        flat = [v for pair in self.fields.items() for v in pair]
-        return [self.id, self.placement, "" if self.score is None else score_arg(self.score),
-                "" if self.priority is None else score_arg(self.priority), self.debounce_id, ttl, str(len(flat)),
-                str(len(self.logs)), *flat, *self.logs]
+        return _row_argv(self.row())
+
+    def row(self) -> ImportRow:
+        return ImportRow(self.id, self.placement, [v for pair in self.fields.items() for v in pair], self.logs,
+                         self.score, self.priority, self.debounce_id, self.debounce_ttl)
+
+
+class ImportRow(NamedTuple):
+    """An ``ImportJob`` with its hash as a flat field, value list (as an export file and HGETALL hold it): a
+    tuple, cheap to build a million times."""
+
+    id: str
+    placement: str
+    flat: Sequence[bytes]
+    logs: Sequence[bytes] = ()
+    score: float | None = None
+    priority: float | None = None
+    debounce_id: bytes = b""
+    debounce_ttl: int | None = None
+
+
+def _row_argv(row: ImportRow) -> list[str | bytes]:
+    ttl = "" if row.debounce_ttl is None or not row.debounce_id else str(row.debounce_ttl)
+    return [row.id, row.placement, "" if row.score is None else score_arg(row.score),
+            "" if row.priority is None else score_arg(row.priority), row.debounce_id, ttl, str(len(row.flat)),
+            str(len(row.logs)), *row.flat, *row.logs]
 
 
 @dataclass(frozen=True)
@@ -643,9 +665,14 @@ def _parse_imported(reply: Any) -> Imported:
 
 
 def import_jobs(keys: QueueKeys, on_conflict: str, id_floor: int | None, jobs: Sequence[ImportJob]) -> Call[Imported]:
-    args: list[str | bytes] = [keys.base, on_conflict, "" if id_floor is None else str(id_floor), str(len(jobs))]
-    for job in jobs:
-        args.extend(job.argv())
+    return import_rows(keys, on_conflict, id_floor, [job.row() for job in jobs])
+
+
+def import_rows(keys: QueueKeys, on_conflict: str, id_floor: int | None, rows: Sequence[ImportRow]) -> Call[Imported]:
+    """import_jobs.lua: write jobs all or nothing; a status per job, or the ids that exist (on_conflict "error")."""
+    args: list[str | bytes] = [keys.base, on_conflict, "" if id_floor is None else str(id_floor), str(len(rows))]
+    for row in rows:
+        args.extend(_row_argv(row))
     return Call("import_jobs", keys=[*_state_keys(keys), keys("meta-paused"), keys("id")], args=args,
                 parse=_parse_imported)
 

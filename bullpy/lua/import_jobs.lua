@@ -42,46 +42,73 @@ if type_error then return type_error end
 
 local SETS = {delayed = KEYS[3], completed = KEYS[5], failed = KEYS[6]}
 
--- First pass: where each job starts in ARGV and whether it exists, before anything is written.
-local jobs = {}
-local conflicts = {}
+-- Commands over many keys or members are sent in pieces (Lua's unpack has a stack limit).
+local function each_piece(command, key, items)
+  for i = 1, #items, 1000 do
+    if key then
+      rcall(command, key, unpack(items, i, math.min(i + 999, #items)))
+    else
+      rcall(command, unpack(items, i, math.min(i + 999, #items)))
+    end
+  end
+end
+
+-- First pass: where each job starts in ARGV, and its checks, before anything is written. Per job, parallel
+-- arrays rather than a table each: this loop and the write loop run a million times for a big import.
+local offsets, nhashes, nlogs, job_keys, logs_keys = {}, {}, {}, {}, {}
+local nargs = #ARGV
 local o = 4
 for i = 1, n do
-  if o + 8 > #ARGV then return redis.error_reply("arguments end early") end
-  local job = {o = o, id = ARGV[o + 1], nhash = tonumber(ARGV[o + 7]), nlogs = tonumber(ARGV[o + 8])}
-  local placement, score, priority = ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
-  if not job.nhash or job.nhash < 2 or job.nhash % 2 ~= 0 or not job.nlogs then
-    return redis.error_reply("job " .. job.id .. ": bad hash or log counts")
+  if o + 8 > nargs then return redis.error_reply("arguments end early") end
+  local id, placement = ARGV[o + 1], ARGV[o + 2]
+  local nhash, nlog = tonumber(ARGV[o + 7]), tonumber(ARGV[o + 8])
+  if not nhash or nhash < 2 or nhash % 2 ~= 0 or not nlog then
+    return redis.error_reply("job " .. id .. ": bad hash or log counts")
   end
-  if SETS[placement] then
-    if not tonumber(score) then return redis.error_reply("job " .. job.id .. ": bad score " .. score) end
-  elseif placement == "prio" or (placement == "head" and priority ~= "") then
-    if not tonumber(priority) then return redis.error_reply("job " .. job.id .. ": bad priority " .. priority) end
-  elseif placement ~= "head" and placement ~= "tail" then
-    return redis.error_reply("job " .. job.id .. ": unknown placement " .. placement)
+  if placement ~= "head" or ARGV[o + 4] ~= "" then
+    local score, priority = ARGV[o + 3], ARGV[o + 4]
+    if SETS[placement] then
+      if not tonumber(score) then return redis.error_reply("job " .. id .. ": bad score " .. score) end
+    elseif placement == "prio" or placement == "head" then
+      if not tonumber(priority) then return redis.error_reply("job " .. id .. ": bad priority " .. priority) end
+    elseif placement ~= "tail" then
+      return redis.error_reply("job " .. id .. ": unknown placement " .. placement)
+    end
   end
-  local job_key = base .. job.id
-  -- One lookup answers both: is there a job hash, and is the key a hash at all. The logs key is checked
-  -- only when rows go into it (it is deleted either way, as Node's removeJob does).
-  local job_type = rcall("TYPE", job_key)
-  job_type = job_type["ok"] or job_type
-  if job_type ~= "none" and job_type ~= "hash" then
-    return redis.error_reply("WRONGTYPE " .. job_key .. " is a " .. job_type .. ", expected a hash")
+  local job_key = base .. id
+  offsets[i], nhashes[i], nlogs[i], job_keys[i], logs_keys[i] = o, nhash, nlog, job_key, job_key .. ":logs"
+  o = o + 8 + nhash + nlog
+  if o > nargs then return redis.error_reply("job " .. id .. ": arguments end early") end
+end
+if o ~= nargs then return redis.error_reply("arguments left after the last job") end
+
+-- One EXISTS answers for a batch of new jobs (the common case: a key lookup each, no call each); otherwise
+-- each job is looked at: is there a job hash, and is the key a hash at all. The logs key is checked only
+-- when rows go into it (it is deleted either way, as Node's removeJob does).
+local existing = 0
+for i = 1, n, 1000 do
+  existing = existing + rcall("EXISTS", unpack(job_keys, i, math.min(i + 999, n)))
+end
+local exists, locked = {}, {}
+local conflicts = {}
+for i = 1, n do
+  if existing > 0 then
+    local job_type = rcall("TYPE", job_keys[i])
+    job_type = job_type["ok"] or job_type
+    if job_type ~= "none" and job_type ~= "hash" then
+      return redis.error_reply("WRONGTYPE " .. job_keys[i] .. " is a " .. job_type .. ", expected a hash")
+    end
+    if job_type == "hash" then
+      exists[i] = true
+      locked[i] = rcall("EXISTS", job_keys[i] .. ":lock") == 1
+      conflicts[#conflicts + 1] = ARGV[offsets[i] + 1]
+    end
   end
-  if job.nlogs > 0 then
-    local err = check_types({{job_key .. ":logs", "list"}})
+  if nlogs[i] > 0 then
+    local err = check_types({{logs_keys[i], "list"}})
     if err then return err end
   end
-  if job_type == "hash" then
-    job.exists = true
-    job.locked = rcall("EXISTS", job_key .. ":lock") == 1
-    conflicts[#conflicts + 1] = job.id
-  end
-  jobs[i] = job
-  o = o + 8 + job.nhash + job.nlogs
-  if o > #ARGV then return redis.error_reply("job " .. job.id .. ": arguments end early") end
 end
-if o ~= #ARGV then return redis.error_reply("arguments left after the last job") end
 if on_conflict == "error" and #conflicts > 0 then
   table.insert(conflicts, 1, "conflict")
   return conflicts
@@ -95,35 +122,63 @@ end
 local target = target_list(KEYS[8], KEYS[2], KEYS[4])
 local result = {"ok"}
 local next_due = nil
-for _, job in ipairs(jobs) do
-  local status = "added"
-  if job.exists then
-    if on_conflict ~= "replace" then
-      status = "skipped"
-    elseif job.locked then
-      status = "locked"
-    else
-      status = "replaced"
-      remove_from_states(job.id)
-      remove_job_keys(base, job.id, true)
+-- Ready-list pushes and zset adds are gathered and sent together; the pushes go out, in order, before
+-- anything that reads or changes the ready list otherwise (an LPUSH, Bull's priority insert).
+local heads, prioritised, scored = {}, {}, {delayed = {}, completed = {}, failed = {}}
+local function push_heads()
+  each_piece("RPUSH", target, heads)
+  each_piece("ZADD", KEYS[7], prioritised)
+  heads, prioritised = {}, {}
+end
+local statuses = {}
+if existing > 0 then
+  local written = {}
+  for i = 1, n do
+    local status = "added"
+    if exists[i] then
+      if on_conflict ~= "replace" then
+        status = "skipped"
+      elseif locked[i] then
+        status = "locked"
+      else
+        status = "replaced"
+      end
     end
+    statuses[i] = status
+    if status == "added" or status == "replaced" then written[#written + 1] = logs_keys[i] end
+  end
+  logs_keys = written
+end
+-- Log rows left behind by a removed job (Node's empty() keeps them) must not precede ours.
+each_piece("DEL", nil, logs_keys)
+for i = 1, n do
+  local status = statuses[i] or "added"
+  local p = offsets[i]
+  local id = ARGV[p + 1]
+  if status == "replaced" then
+    remove_from_states(id)
+    remove_job_keys(base, id, true)
   end
   if status == "added" or status == "replaced" then
-    local p = job.o
-    local id, placement, score, priority = ARGV[p + 1], ARGV[p + 2], ARGV[p + 3], ARGV[p + 4]
-    local deid, de_ttl = ARGV[p + 5], ARGV[p + 6]
-    local job_key = base .. id
-    local first = p + 9
-    for i = first, first + job.nhash - 1, 1000 do
-      rcall("HSET", job_key, unpack(ARGV, i, math.min(i + 999, first + job.nhash - 1)))
+    local placement = ARGV[p + 2]
+    local job_key = job_keys[i]
+    local first, last = p + 9, p + 8 + nhashes[i]
+    if last - first < 1000 then
+      rcall("HSET", job_key, unpack(ARGV, first, last))
+    else
+      for j = first, last, 1000 do
+        rcall("HSET", job_key, unpack(ARGV, j, math.min(j + 999, last)))
+      end
     end
-    -- Log rows left behind by a removed job (Node's empty() keeps them) must not precede ours.
-    rcall("DEL", job_key .. ":logs")
-    first = first + job.nhash
-    for i = first, first + job.nlogs - 1, 7000 do
-      rcall("RPUSH", job_key .. ":logs", unpack(ARGV, i, math.min(i + 6999, first + job.nlogs - 1)))
+    if nlogs[i] > 0 then
+      first, last = last + 1, last + nlogs[i]
+      for j = first, last, 7000 do
+        rcall("RPUSH", logs_keys[i], unpack(ARGV, j, math.min(j + 6999, last)))
+      end
     end
+    local deid = ARGV[p + 5]
     if deid ~= "" then
+      local de_ttl = ARGV[p + 6]
       if de_ttl == "-1" then
         rcall("SET", base .. "de:" .. deid, id, "NX")
       else
@@ -131,21 +186,34 @@ for _, job in ipairs(jobs) do
       end
     end
     if placement == "head" then
-      rcall("RPUSH", target, id)
-      if priority ~= "" then rcall("ZADD", KEYS[7], priority, id) end
+      heads[#heads + 1] = id
+      local priority = ARGV[p + 4]
+      if priority ~= "" then
+        prioritised[#prioritised + 1] = priority
+        prioritised[#prioritised + 1] = id
+      end
     elseif placement == "tail" then
+      push_heads()
       rcall("LPUSH", target, id)
     elseif placement == "prio" then
-      priority_insert(KEYS[7], tonumber(priority), id, target)
+      push_heads()
+      priority_insert(KEYS[7], tonumber(ARGV[p + 4]), id, target)
     else
-      rcall("ZADD", SETS[placement], score, id)
+      local score = ARGV[p + 3]
+      local members = scored[placement]
+      members[#members + 1] = score
+      members[#members + 1] = id
       if placement == "delayed" then
         local due = math.floor(tonumber(score) / 4096)
         if next_due == nil or due < next_due then next_due = due end
       end
     end
   end
-  result[#result + 1] = status
+  result[i + 1] = status
+end
+push_heads()
+for placement, members in pairs(scored) do
+  each_piece("ZADD", SETS[placement], members)
 end
 if next_due ~= nil then
   -- Idle Node workers re-arm their delay timer on this message (as after an add with a delay).

@@ -18,7 +18,8 @@
     "ids":  ARGV[4...] job ids, each looked up in every state (Node's getState order)
 
   Returns one row per id of the range (the caller's cursor moves by their number and scores):
-  {id, state index (0: in no state), score or false, priority or false, locked 0/1, hash exists 0/1,
+  {id, state index (0: in no state), score or false, priority or false, locked 0/1, hash exists 0/1
+  (2: the key is not a hash, with "all" and "hashes"),
   hash as a flat array, logs, debounce ttl or false} (hash, logs and ttl only with "all").
   The debounce ttl is the PTTL of "de:<deid>" (-1: no expiry) when that key still names this job.
 ]]
@@ -78,8 +79,14 @@ for i, id in ipairs(ids) do
   local hash, logs, de_ttl = {}, {}, false
   local exists
   if what ~= "ids" then
-    hash = rcall("HGETALL", job_key)
-    exists = #hash > 0 and 1 or 0
+    -- A key that is not a hash (damage left by another program) is reported, not fatal to the batch.
+    local reply = redis.pcall("HGETALL", job_key)
+    if reply.err then
+      exists = 2
+    else
+      hash = reply
+      exists = #hash > 0 and 1 or 0
+    end
     if exists == 1 then
       logs = rcall("LRANGE", job_key .. ":logs", 0, -1)
       local deid

@@ -1,7 +1,10 @@
 """Exporting a queue to a file: its jobs, repeatable definitions and queue state, streamed batch by batch.
 
-Each batch is one atomic read (lua/read_jobs.lua, without locks, which are not exported); the next batch is
-read in a thread while this one is packed and written, so Redis and the client work at the same time.
+Each batch is one atomic read (``queue.raw.read_hashes``: one MULTI/EXEC of the range and every job's
+HGETALL, or lua/read_jobs.lua for jobs with logs or debounce keys; locks are not exported); the next batch
+is read in a thread while this one is packed and written, so Redis and the client work at the same time.
+Every hash is written byte for byte, damaged ones too (marked, and counted in the summary); ids without a
+hash and keys that are not hashes are left out and counted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import IO
 from ..queue import Queue
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..utils import now_ms
-from .format import RecordWriter, raw_job_record
+from .format import RecordWriter
 from .records import (
     ALL_STATES,
     FORMAT,
@@ -64,7 +67,7 @@ def export_queue(
         out: a path (written under a temporary name and renamed when complete) or a binary stream.
         states: what to export (default all): ``delayed``, ``wait``, ``paused``, ``active``,
             ``completed``, ``failed``, ``repeat``. The metrics keys are exported with the whole queue only.
-        batch_size: jobs read per atomic script call (500: about 5 ms of Redis each).
+        batch_size: jobs read per atomic read (500: one or two milliseconds of Redis each).
         progress: called after each batch with the number of jobs exported so far.
         retry: how long a batch cut by a Redis restart or failover is retried (``bullpy.retry.RetryPolicy``,
             default about a minute); the export resumes at the same cursor, so no job is written twice or
@@ -91,26 +94,27 @@ def export_queue(
         # Locks are not exported (not read), and the next batch is read while this one is written.
         scan = Scan(raw, full=True, batch_size=batch_size, retried=True, policy=policy, what="export", locks=False,
                     prefetch=True)
-        done = 0
+        done = damaged = 0
         try:
             for state in counts:
-                for rows in scan.raw_state(state):
-                    writer.write_many(map(raw_job_record, rows))
-                    counts[state] += len(rows)
-                    done += len(rows)
-                    if progress is not None and rows:
+                for batch, keep in scan.hashes(state):
+                    damaged += writer.write_jobs(batch, keep)
+                    counts[state] += len(keep)
+                    done += len(keep)
+                    if progress is not None and keep:
                         progress(done)
         finally:
             scan.close()
         if "repeat" in wanted:
-            for batch in read_repeatables(raw, batch_size, policy):
-                for rep in batch:
+            for reps in read_repeatables(raw, batch_size, policy):
+                for rep in reps:
                     writer.write({"t": "repeat", "key": rep.key, "score": rep.score})
-                repeatables += len(batch)
+                repeatables += len(reps)
         info = raw.retried(lambda: read_queue_info(queue, raw, with_metrics=wanted == ALL_STATES), what="export",
                            policy=policy)
         writer.write({"t": "queue", "paused": info.paused, "id": info.id_counter, "metrics": dict(info.metrics)})
         writer.write({"t": "end", "records": writer.records - 1, "counts": counts, "repeat": repeatables,
-                      "dangling": scan.dangling, "sha256": writer.hasher.hexdigest()}, hashed=False)
+                      "dangling": scan.dangling, "not_hash": scan.not_hash, "damaged": damaged,
+                      "duplicates": scan.duplicates, "sha256": writer.hasher.hexdigest()}, hashed=False)
     return ExportSummary(queue.name, queue.prefix, exported_at, counts, repeatables, info.paused, info.id_counter,
-                         writer.bytes, scan.dangling, VERSION, __version__)
+                         writer.bytes, scan.dangling, VERSION, __version__, scan.not_hash, damaged, scan.duplicates)

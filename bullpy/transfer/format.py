@@ -1,9 +1,10 @@
 """The export file format: records written and read one at a time, with limits and a SHA-256 checksum.
 
 An export file is a stream of msgpack records (never the whole queue in memory), format ``bullpy-export``
-version 1:
+version 2 (version 1 files, written before, are read too: they have no ``damaged`` records and no
+``not_hash``, ``damaged`` and ``duplicates`` in their end record):
 
-1. the header ``{"format": "bullpy-export", "version": 1, "queue", "prefix", "exported_at" (ms),
+1. the header ``{"format": "bullpy-export", "version": 2, "queue", "prefix", "exported_at" (ms),
    "bullpy" (version), "states" (what was exported), "source" (host:port db, never a password)}``;
 2. one ``{"t": "job", "id", "state", "hash", "logs", ...}`` record per job, states in the order jobs
    flow (delayed, wait, paused, active, completed, failed). ``hash`` is the job hash as Redis holds
@@ -11,12 +12,17 @@ version 1:
    log rows. ``score`` is the zset score of delayed (due*4096 + counter bits), completed and failed
    jobs (finishedOn); ``priority`` the score of a waiting job in the ``priority`` zset;
    ``debounce_ttl`` the PTTL of the job's ``de:<deid>`` key (-1: no expiry) while it names the job.
-   Lists are written from the tail (the LPUSH end) to the head (the next job to run);
+   Lists are written from the tail (the LPUSH end) to the head (the next job to run). A hash whose
+   ``data`` or ``opts`` Node or bullpy cannot read (not JSON, not UTF-8, nested too deep to check, opts not
+   an object) is still written byte for byte, with ``damaged`` saying why: a reader refuses such a job
+   without that mark. Ids without a hash, keys that are not hashes and ids already written are left out
+   (counted in the end record);
 3. one ``{"t": "repeat", "key", "score"}`` record per repeatable definition (the ``repeat`` zset);
 4. one ``{"t": "queue", "paused", "id", "metrics"}`` record: the global pause flag, the job-id counter
    and, for a whole-queue export, the ``metrics:*`` keys;
-5. the trailer ``{"t": "end", "records", "counts", "repeat", "dangling", "sha256"}``: record and job
-   counts and the SHA-256 of every byte before it, so a truncated or altered file is detected.
+5. the trailer ``{"t": "end", "records", "counts", "repeat", "dangling", "not_hash", "damaged",
+   "duplicates", "sha256"}``: record and job counts, what was left out, and the SHA-256 of every byte before
+   it, so a truncated or altered file is detected.
 
 Not exported: locks, ``stalled``/``stalled-check`` (a worker's transient state), limiter keys.
 """
@@ -28,7 +34,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, Final
 
@@ -40,12 +46,12 @@ except ImportError:  # pragma: no cover - orjson is a dependency
     _fast_loads = json.loads  # type: ignore[assignment]
 
 from ..errors import ExportFormatError
-from ..raw import METRICS_KEYS, RawJob, check_job_id
+from ..raw import METRICS_KEYS, HashBatch, check_job_id
 from .records import (
     ALL_STATES,
     FORMAT,
     JOB_STATES,
-    VERSION,
+    VERSIONS,
     ExportHeader,
     ExportSummary,
     JobEntry,
@@ -57,7 +63,10 @@ Entry = JobEntry | RepeatEntry | QueueInfo
 
 _SCORED: Final = frozenset({"delayed", "completed", "failed"})
 _JOB_REQUIRED: Final = frozenset({"t", "id", "state", "hash", "logs"})
-_JOB_FIELDS: Final = _JOB_REQUIRED | {"score", "priority", "debounce_ttl"}
+_JOB_FIELDS_V1: Final = _JOB_REQUIRED | {"score", "priority", "debounce_ttl"}
+_JOB_FIELDS: Final = _JOB_FIELDS_V1 | {"damaged"}
+_END_FIELDS_V1: Final = frozenset({"t", "records", "counts", "repeat", "dangling", "sha256"})
+_END_FIELDS: Final = _END_FIELDS_V1 | {"not_hash", "damaged", "duplicates"}
 CHUNK: Final = 256 * 1024
 _MAX_RECORD: Final = 1024 * 1024 * 1024  # a job hash may hold values up to Redis' 512 MB
 # msgpack allocates an array or map as soon as it reads its header: a garbage header must not be able to
@@ -67,21 +76,6 @@ _MAX_KEYS: Final = 64
 
 
 # --- writing ---------------------------------------------------------------------------------------------
-
-def raw_job_record(job: RawJob) -> dict[str, Any]:
-    """A job's record as written to the file, from the job as ``queue.raw`` read it."""
-    record: dict[str, Any] = {
-        "t": "job", "id": job.id, "state": job.state,
-        "hash": [v for pair in job.fields.items() for v in pair], "logs": list(job.logs),
-    }
-    if job.score is not None:
-        record["score"] = job.score
-    if job.priority is not None:
-        record["priority"] = job.priority
-    if job.debounce_ttl is not None:
-        record["debounce_ttl"] = job.debounce_ttl
-    return record
-
 
 class RecordWriter:
     """Packs records onto a stream, hashing every one but the trailer and counting bytes."""
@@ -101,6 +95,36 @@ class RecordWriter:
             self.records += 1
         self.bytes += len(data)
 
+    def write_jobs(self, batch: HashBatch, keep: Sequence[int]) -> int:
+        """The job records of a batch as ``queue.raw.read_hashes`` read it, at the positions ``keep``, packed
+        together (the hashes go out as Redis sent them: nothing is decoded); how many were marked damaged."""
+        pack = self.packer.pack
+        ids, hashes, state = batch.ids, batch.hashes, batch.state
+        scores, priorities, logs, ttls = batch.scores, batch.priorities, batch.logs, batch.debounce_ttls
+        damaged = 0
+        packed = []
+        for i in keep:
+            flat = hashes[i]
+            record: dict[str, Any] = {"t": "job", "id": ids[i], "state": state, "hash": flat,
+                                      "logs": [] if logs is None else logs[i]}
+            if scores is not None:
+                record["score"] = scores[i]
+            if priorities is not None and priorities[i] is not None:
+                record["priority"] = priorities[i]
+            if ttls and i in ttls:
+                record["debounce_ttl"] = ttls[i]
+            why = job_damage(flat)
+            if why is not None:
+                record["damaged"] = why
+                damaged += 1
+            packed.append(pack(record))
+        data = b"".join(packed)
+        self.stream.write(data)
+        self.hasher.update(data)
+        self.records += len(packed)
+        self.bytes += len(data)
+        return damaged
+
     def write_many(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Records packed together: one write and one hash update for the lot."""
         pack = self.packer.pack
@@ -115,6 +139,24 @@ class RecordWriter:
 # --- reading ---------------------------------------------------------------------------------------------
 
 _END = object()
+_join = b"".join
+
+
+def _all_bytes(items: list[Any]) -> bool:
+    """Every item is a byte string (msgpack bin): joining them refuses anything else, in C."""
+    try:
+        _join(items)
+    except TypeError:
+        return False
+    return True
+
+
+def _entry(record: dict[str, Any]) -> JobEntry:
+    """A checked job record as a ``JobEntry``."""
+    flat, score, priority = record["hash"], record.get("score"), record.get("priority")
+    return JobEntry(record["id"], record["state"], dict(zip(flat[0::2], flat[1::2])), tuple(record["logs"]),
+                    None if score is None else float(score), None if priority is None else float(priority),
+                    record.get("debounce_ttl"), record.get("damaged"))
 
 
 class ExportReader:
@@ -149,6 +191,8 @@ class ExportReader:
         self._ids: set[str] = set()
         self._counts = Counter[str]()
         self._repeat = 0
+        self._damaged = 0
+        self._job_fields: frozenset[str] = _JOB_FIELDS
         self._queue_info: QueueInfo | None = None
         self._iterated = False
         self.summary: ExportSummary | None = None
@@ -183,21 +227,11 @@ class ExportReader:
     def _next(self) -> Any:
         while True:
             try:
-                obj = next(self._unpacker)
-            except StopIteration:
+                obj = self._unpacker.unpack()
+            except msgpack.OutOfData:
                 if self._eof:
                     return _END
-                chunk = self._stream.read(CHUNK)
-                if not chunk:
-                    self._eof = True
-                    continue
-                try:
-                    self._unpacker.feed(chunk)
-                except msgpack.BufferFull:
-                    raise ExportFormatError(f"a record is larger than {_MAX_RECORD:,} bytes (not an export?)",
-                                            source=self.name, record=self._record + 1, offset=self._end) from None
-                self._pending += chunk
-                self._fed += len(chunk)
+                self._feed()
                 continue
             except (ValueError, TypeError, msgpack.UnpackException) as exc:
                 raise ExportFormatError(f"not valid msgpack: {exc}", source=self.name, record=self._record + 1,
@@ -205,6 +239,20 @@ class ExportReader:
             self._record += 1
             self._start, self._end = self._end, self._unpacker.tell()
             return obj
+
+    def _feed(self) -> None:
+        """The next piece of the file into the unpacker (``_eof`` once there is none)."""
+        chunk = self._stream.read(CHUNK)
+        if not chunk:
+            self._eof = True
+            return
+        try:
+            self._unpacker.feed(chunk)
+        except msgpack.BufferFull:
+            raise ExportFormatError(f"a record is larger than {_MAX_RECORD:,} bytes (not an export?)",
+                                    source=self.name, record=self._record + 1, offset=self._end) from None
+        self._pending += chunk
+        self._fed += len(chunk)
 
     def _hash_through(self, end: int) -> None:
         n = end - self._hashed
@@ -235,8 +283,9 @@ class ExportReader:
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise self._error(f"not a bullpy export: the file does not start with a {FORMAT!r} header")
         version = obj.get("version")
-        if version != VERSION:
-            raise self._error(f"unsupported {FORMAT} version {version!r}: this bullpy reads version {VERSION}")
+        if version not in VERSIONS or isinstance(version, bool):
+            raise self._error(f"unsupported {FORMAT} version {version!r}: this bullpy reads versions "
+                              f"{', '.join(map(str, VERSIONS))}")
         expected = {"format", "version", "queue", "prefix", "exported_at", "bullpy", "states", "source"}
         if set(obj) != expected:
             raise self._error(f"header: expected the fields {sorted(expected)}, got {sorted(obj)}")
@@ -251,44 +300,68 @@ class ExportReader:
         if not isinstance(states, list) or not all(isinstance(s, str) and s in ALL_STATES for s in states):
             raise self._error(f"header: 'states' must be a list of {', '.join(ALL_STATES)}")
         self._hash_through(self._end)
+        if version == 1:
+            self._job_fields = _JOB_FIELDS_V1
         return ExportHeader(obj["queue"], obj["prefix"], obj["exported_at"], obj["bullpy"], tuple(states),
                             obj["source"], version)
 
     def __iter__(self) -> Iterator[Entry]:
+        for item in self.records():
+            yield _entry(item) if isinstance(item, dict) else item
+
+    def records(self) -> Iterator[dict[str, Any] | RepeatEntry | QueueInfo]:
+        """As iterating, but each job comes as its record, checked, as the file holds it (a dict with ``id``,
+        ``state``, ``hash`` as a flat field, value list, ``logs``...): no object is built per job."""
         if self._iterated:
             raise RuntimeError("an ExportReader can be iterated once; open the file again")
         self._iterated = True
-        checked: list[Entry] = []  # read again: the records of the piece not yet compared
+        checked: list[dict[str, Any] | RepeatEntry | QueueInfo] = []  # read again: records not yet compared
+        again = self._checked is not None
+        parse_job = self._checked_job if again else self._parse_job
+        unpack, tell = self._unpacker.unpack, self._unpacker.tell
+        end = self._end
         while True:
-            obj = self._next()
-            if obj is _END:
-                raise self._truncated()
-            kind = obj.get("t") if isinstance(obj, dict) else None
+            # The loop of _next, inlined: it runs once per record.
+            try:
+                obj = unpack()
+            except msgpack.OutOfData:
+                self._end = end
+                if self._eof:
+                    raise self._truncated() from None
+                self._feed()
+                continue
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                raise ExportFormatError(f"not valid msgpack: {exc}", source=self.name, record=self._record + 1,
+                                        offset=end) from None
+            self._record += 1
+            self._start, self._end = end, tell()
+            end = self._end
+            kind = obj.get("t") if type(obj) is dict else None
             if kind == "end":
                 self._hash_through(self._start)  # every byte before the end record
                 yield from checked
                 self._finish(obj)
                 return
-            if self._end - self._hashed >= CHUNK:  # hashed in large pieces: every record is not the end record
-                self._hash_through(self._end)
+            if end - self._hashed >= CHUNK:  # hashed in large pieces: every record is not the end record
+                self._hash_through(end)
                 yield from checked
                 checked.clear()
             if self._queue_info is not None:
                 raise self._error(f"a {kind!r} record after the queue record (only the end record may follow it)")
-            entry: Entry
+            item: dict[str, Any] | RepeatEntry | QueueInfo
             if kind == "job":
-                entry = self._checked_job(obj) if self._checked is not None else self._parse_job(obj)
+                item = parse_job(obj)
             elif kind == "repeat":
-                entry = self._parse_repeat(obj)
+                item = self._parse_repeat(obj)
             elif kind == "queue":
-                entry = self._queue_info = self._parse_queue(obj)
+                item = self._queue_info = self._parse_queue(obj)
             else:
                 raise self._error(f"unknown record type {kind!r}" if isinstance(obj, dict)
                                   else f"expected a record (a map), got {type(obj).__name__}")
-            if self._checked is None:
-                yield entry
+            if again:
+                checked.append(item)
             else:
-                checked.append(entry)
+                yield item
 
     def _fields(self, obj: dict[str, Any], required: Collection[str], optional: Collection[str] = ()) -> None:
         missing = set(required) - set(obj)
@@ -299,55 +372,64 @@ class ExportReader:
                                           f"unknown {sorted(unknown)}" if unknown else "") if x)
             raise self._error(f"{what} record: {detail}")
 
-    def _parse_job(self, obj: dict[str, Any]) -> JobEntry:
+    def _parse_job(self, obj: dict[str, Any]) -> dict[str, Any]:
         keys = obj.keys()
-        if not (keys >= _JOB_REQUIRED and keys <= _JOB_FIELDS):
-            self._fields(obj, _JOB_REQUIRED, _JOB_FIELDS - _JOB_REQUIRED)
+        if not (keys >= _JOB_REQUIRED and keys <= self._job_fields):
+            self._fields(obj, _JOB_REQUIRED, self._job_fields - _JOB_REQUIRED)
         job_id = obj["id"]
-        if not isinstance(job_id, str):
+        if type(job_id) is not str:
             raise self._error(f"job record: the id must be a string, got {job_id!r}")
-        try:
-            check_job_id(job_id)
-        except ValueError as exc:
-            raise self._error(f"job {job_id!r}: {exc}") from None
         if job_id in self._ids:
             raise self._error(f"job {job_id!r} appears twice")
+        if not job_id.isdigit():  # Bull's own ids are digits: nothing to refuse there
+            try:
+                check_job_id(job_id)
+            except ValueError as exc:
+                raise self._error(f"job {job_id!r}: {exc}") from None
         state = obj["state"]
         if state not in JOB_STATES:
             raise self._error(f"job {job_id!r}: unknown state {state!r}")
         flat = obj["hash"]
-        if not isinstance(flat, list) or not flat or len(flat) % 2 or set(map(type, flat)) != {bytes}:
+        if type(flat) is not list or not flat or len(flat) % 2 or not _all_bytes(flat):
             raise self._error(f"job {job_id!r}: 'hash' must be a non-empty list of field, value byte strings")
-        fields = dict(zip(flat[0::2], flat[1::2]))
-        if len(fields) * 2 != len(flat):
+        if len(set(flat[0::2])) * 2 != len(flat):
             raise self._error(f"job {job_id!r}: a hash field appears twice")
-        _check_job_json(fields, lambda message: self._error(f"job {job_id!r}: {message}"))
+        damaged = obj.get("damaged")
+        if damaged is None:
+            reason = job_damage(flat)
+            if reason is not None:
+                raise self._error(f"job {job_id!r}: {reason}")
+        elif type(damaged) is not str or not damaged:
+            raise self._error(f"job {job_id!r}: 'damaged' must say why (a non-empty string)")
+        else:
+            self._damaged += 1
         logs = obj["logs"]
-        if not isinstance(logs, list) or (logs and set(map(type, logs)) != {bytes}):
+        if type(logs) is not list or (logs and not _all_bytes(logs)):
             raise self._error(f"job {job_id!r}: 'logs' must be a list of byte strings")
-        score = obj.get("score")
-        if state in _SCORED:
-            if not _is_score(score):
-                raise self._error(f"job {job_id!r}: a {state} job needs a numeric 'score', got {score!r}")
-        elif score is not None:
-            raise self._error(f"job {job_id!r}: a {state} job has no score")
-        priority = obj.get("priority")
-        if priority is not None and (state not in ("wait", "paused") or not _is_score(priority)):
-            raise self._error(f"job {job_id!r}: 'priority' must be a number, on waiting jobs only")
-        ttl = obj.get("debounce_ttl")
-        if ttl is not None and (not _is_int(ttl) or ttl < -1 or b"deid" not in fields):
-            raise self._error(f"job {job_id!r}: 'debounce_ttl' must be an integer >= -1 on a job with a deid")
+        if len(keys) > 5:  # optional fields
+            score = obj.get("score")
+            if state in _SCORED:
+                if not _is_score(score):
+                    raise self._error(f"job {job_id!r}: a {state} job needs a numeric 'score', got {score!r}")
+            elif score is not None:
+                raise self._error(f"job {job_id!r}: a {state} job has no score")
+            priority = obj.get("priority")
+            if priority is not None and (state not in ("wait", "paused") or not _is_score(priority)):
+                raise self._error(f"job {job_id!r}: 'priority' must be a number, on waiting jobs only")
+            ttl = obj.get("debounce_ttl")
+            if ttl is not None and (not _is_int(ttl) or ttl < -1 or _field(flat, b"deid") is None):
+                raise self._error(f"job {job_id!r}: 'debounce_ttl' must be an integer >= -1 on a job with a deid")
+        elif state in _SCORED:
+            raise self._error(f"job {job_id!r}: a {state} job needs a numeric 'score', got None")
         self._ids.add(job_id)
         self._counts[state] += 1
-        return JobEntry(job_id, state, fields, tuple(logs),
-                        None if score is None else float(score), None if priority is None else float(priority), ttl)
+        return obj
 
-    def _checked_job(self, obj: dict[str, Any]) -> JobEntry:
-        flat, state, score, priority = obj["hash"], obj["state"], obj.get("score"), obj.get("priority")
-        self._counts[state] += 1
-        return JobEntry(obj["id"], state, dict(zip(flat[0::2], flat[1::2])), tuple(obj["logs"]),
-                        None if score is None else float(score), None if priority is None else float(priority),
-                        obj.get("debounce_ttl"))
+    def _checked_job(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._counts[obj["state"]] += 1
+        if "damaged" in obj:
+            self._damaged += 1
+        return obj
 
     def _parse_repeat(self, obj: dict[str, Any]) -> RepeatEntry:
         self._fields(obj, {"t", "key", "score"})
@@ -374,7 +456,7 @@ class ExportReader:
         return QueueInfo(obj["paused"], obj["id"], {k: tuple(v) for k, v in metrics.items()})
 
     def _finish(self, obj: dict[str, Any]) -> None:
-        self._fields(obj, {"t", "records", "counts", "repeat", "dangling", "sha256"})
+        self._fields(obj, _END_FIELDS_V1 if self.header.version == 1 else _END_FIELDS)
         if self._queue_info is None:
             raise self._error("the end record comes before the queue record")
         records = self._record - 2  # neither the header nor the end record
@@ -389,16 +471,20 @@ class ExportReader:
                               f"{self._repeat}")
         if obj["sha256"] != self._hasher.hexdigest():
             raise self._error("checksum mismatch: the file was altered or damaged")
-        if not _is_int(obj["dangling"]):
-            raise self._error("end record: 'dangling' must be an integer")
+        left_out = {name: obj.get(name, 0) for name in ("dangling", "not_hash", "duplicates")}
+        if not all(_is_int(n) and n >= 0 for n in left_out.values()):
+            raise self._error(f"end record: {', '.join(map(repr, left_out))} must be integers >= 0")
+        if obj.get("damaged", 0) != self._damaged:
+            raise self._error(f"the end record counts {obj.get('damaged', 0)!r} damaged jobs, the file holds "
+                              f"{self._damaged}")
         if self._next() is not _END or self._fed > self._end:
             raise ExportFormatError("data after the end record", source=self.name, offset=self._end)
         info = self._queue_info
         self.summary = ExportSummary(
             self.header.queue, self.header.prefix, self.header.exported_at,
             {s: self._counts[s] for s in JOB_STATES if s in self.header.states},
-            self._repeat, info.paused, info.id_counter, self._end, obj["dangling"], self.header.version,
-            self.header.bullpy_version,
+            self._repeat, info.paused, info.id_counter, self._end, left_out["dangling"], self.header.version,
+            self.header.bullpy_version, left_out["not_hash"], self._damaged, left_out["duplicates"],
         )
 
 
@@ -410,22 +496,51 @@ def _is_score(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and not (isinstance(value, float) and math.isnan(value))
 
 
-def _check_job_json(fields: Mapping[bytes, bytes], error: Callable[[str], Exception]) -> None:
-    """Node chokes on a job whose data is not JSON or whose opts is not a JSON object (protocol §2.4)."""
-    for name in (b"data", b"opts"):
-        raw = fields.get(name)
+def _field(flat: Sequence[bytes], name: bytes) -> bytes | None:
+    """A field's value in a flat field, value list (a value equal to the name is never taken for it)."""
+    try:
+        at = flat.index(name)
+    except ValueError:
+        return None
+    if at % 2 == 0:
+        return flat[at + 1]
+    return dict(zip(flat[0::2], flat[1::2])).get(name)
+
+
+def _slow_json(raw: bytes) -> tuple[Any, str | None]:
+    """What orjson refused: json decides (it takes lone surrogates, 1e400...). (value, or why not JSON)."""
+    try:
+        return json.loads(raw), None
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text"
+    except ValueError:
+        return None, "is not JSON"
+    except RecursionError:
+        return None, "nests deeper than bullpy checks"
+
+
+def job_damage(flat: Sequence[bytes]) -> str | None:
+    """Why Node or bullpy cannot read a job hash's ``data`` or ``opts`` (not JSON, not UTF-8, nested too deep
+    to check, opts not an object), or None. Export marks such jobs ``damaged``; a reader refuses them unmarked."""
+    data, opts = _field(flat, b"data"), _field(flat, b"opts")
+    try:
+        # orjson accepts less than json (lone surrogates, 1e400, ...), never more: json decides those.
+        if data is not None:
+            _fast_loads(data)
+        if opts is None or type(_fast_loads(opts)) is dict:
+            return None
+        return "field 'opts' is not a JSON object"
+    except ValueError:
+        pass
+    for name, raw in ((b"data", data), (b"opts", opts)):
         if raw is None:
             continue
-        try:
-            # orjson accepts less than json (lone surrogates, 1e400, ...), never more: json decides those.
-            value = _fast_loads(raw)
-        except ValueError:
-            try:
-                value = json.loads(raw)
-            except ValueError:
-                raise error(f"field {name.decode()!r} is not JSON") from None
+        value, why = _slow_json(raw)
+        if why is not None:
+            return f"field {name.decode()!r} {why}"
         if name == b"opts" and not isinstance(value, dict):
-            raise error("field 'opts' is not a JSON object")
+            return "field 'opts' is not a JSON object"
+    return None
 
 
 def read_export(source: str | os.PathLike[str] | IO[bytes]) -> ExportReader:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 FORMAT: Final = "bullpy-export"
-VERSION: Final = 1
+#: The version written; every version in ``VERSIONS`` is read (2 added damaged jobs and what was left out).
+VERSION: Final = 2
+VERSIONS: Final = (1, 2)
 #: Job states in export order: the way jobs flow (delayed -> wait -> active -> finished), so a job
 #: that moves on while a live queue is exported is met again in a later state, not lost.
 JOB_STATES: Final = ("delayed", "wait", "paused", "active", "completed", "failed")
@@ -46,6 +48,7 @@ class JobEntry:
     score: float | None = None       # delayed/completed/failed zset score
     priority: float | None = None    # score in the priority zset (waiting prioritised jobs)
     debounce_ttl: int | None = None  # PTTL of de:<deid> while it names this job (-1: no expiry)
+    damaged: str | None = None       # why Node or bullpy cannot read its data or opts (exported as it is)
 
     def text(self, name: str) -> str | None:
         """A hash field as text (``entry.text("data")``), or None when the job has no such field."""
@@ -95,6 +98,9 @@ class ExportSummary:
     dangling: int = 0  # ids found in a state without their job hash, not exported
     version: int = VERSION
     bullpy_version: str = ""
+    not_hash: int = 0    # ids whose job key is not a hash (a string, a list...), not exported
+    damaged: int = 0     # job hashes exported as they are, though bullpy cannot read or check their data or opts
+    duplicates: int = 0  # ids met more than once (listed in two states, or moved on while read), exported once
 
     @property
     def jobs(self) -> int:
@@ -105,8 +111,15 @@ class ExportSummary:
                 f"{_plural(self.repeatables, 'repeatable definition')}")
         if self.paused:
             text += ", queue paused"
+        if self.damaged:
+            text += (f"; {_plural(self.damaged, 'damaged job')} (data or opts bullpy cannot read or check) exported "
+                     "as they are")
         if self.dangling:
             text += f"; {self.dangling} ids without a job hash left out"
+        if self.not_hash:
+            text += f"; {self.not_hash} ids whose key is not a hash left out"
+        if self.duplicates:
+            text += f"; {self.duplicates} ids met more than once (in two states, or moved meanwhile) exported once"
         return text + f"; {self.bytes:,} bytes, format {FORMAT} v{self.version}"
 
 
@@ -127,6 +140,7 @@ class ImportSummary:
     repeatables_present: int = 0        # definitions the target already had
     paused_target: bool = False         # the target was paused to match the source
     id_counter: int | None = None       # the target's id counter was raised to at least this
+    damaged: int = 0                    # damaged jobs (marked so in the file) written as they were
 
     @property
     def jobs(self) -> int:
@@ -147,6 +161,9 @@ class ImportSummary:
         if self.repeatables_added or self.repeatables_present:
             lines.append(f"{_plural(self.repeatables_added, 'repeatable definition')} {would}added"
                          + (f", {self.repeatables_present} already there" if self.repeatables_present else ""))
+        if self.damaged:
+            lines.append(f"{_plural(self.damaged, 'damaged job')} (data or opts bullpy cannot read or check) "
+                         f"{would}written as exported")
         if self.paused_target:
             lines.append(f"the target {'would be' if self.dry_run else 'was'} paused, as the source was")
         return lines

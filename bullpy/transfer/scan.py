@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from ..queue import Queue
-from ..raw import LIST_STATES, RawJob, RawQueue
+from ..raw import LIST_STATES, HashBatch, RawJob, RawQueue
 from ..retry import RetryPolicy
 from .records import JobEntry, QueueInfo, RepeatEntry
 
@@ -43,7 +43,9 @@ class Scan:
         self.raw, self.full, self.batch_size, self.locks = raw, full, batch_size, locks
         self.retried, self.policy, self.what = retried, policy, what
         self.seen: set[str] = set()
-        self.dangling = 0
+        self.dangling = 0    # ids listed in a state without their job hash
+        self.not_hash = 0    # ids whose job key is not a hash (damage left by another program)
+        self.duplicates = 0  # ids met again in a later state (listed twice, or moved on while read)
         self.missing: list[str] = []
         self._removed: set[str] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="bullpy-scan") if prefetch else None
@@ -67,10 +69,13 @@ class Scan:
         seen = self.seen
         for row in rows:
             if row.id in seen:
+                self.duplicates += 1
                 continue
             seen.add(row.id)
             if row.state is None:
                 self.missing.append(row.id)
+            elif row.not_hash:
+                self.not_hash += 1
             elif not row.exists:
                 self.dangling += 1  # an id without its hash (Node would run a phantom job): left out
             else:
@@ -120,6 +125,45 @@ class Scan:
             if not more:
                 return
             cursor = self._after(state, cursor, window, self._removed)
+
+    def hashes(self, state: str) -> Iterator[tuple[HashBatch, list[int]]]:
+        """The jobs of one state with their whole hashes (``queue.raw.read_hashes``), batch by batch, each with
+        the positions to write: each id once, not ids without a hash or whose key is not a hash (counted)."""
+        cursor: tuple[int, float, int] = (0, -math.inf, 0)
+        pending: Future[HashBatch] | None = None
+        seen = self.seen
+        while True:
+            batch = pending.result() if pending is not None else self._read_hashes(state, cursor)
+            pending = None
+            scores = batch.scores
+            window: list[tuple[str, float | None]] = (list(zip(batch.ids, scores)) if scores is not None
+                                                      else [(i, None) for i in batch.ids])
+            more = len(window) >= self.batch_size
+            if more:
+                cursor = self._after(state, cursor, window, ())
+                if self._executor is not None:
+                    pending = self._executor.submit(self._read_hashes, state, cursor)
+            keep: list[int] = []
+            for i, (job_id, flat) in enumerate(zip(batch.ids, batch.hashes)):
+                if job_id in seen:
+                    self.duplicates += 1
+                    continue
+                seen.add(job_id)
+                if i in batch.not_hash:
+                    self.not_hash += 1
+                elif not flat:
+                    self.dangling += 1
+                else:
+                    keep.append(i)
+            yield batch, keep
+            if not more:
+                return
+
+    def _read_hashes(self, state: str, cursor: tuple[int, float, int]) -> HashBatch:
+        start, low, offset = cursor
+        read = functools.partial(self.raw.read_hashes, state, self.batch_size, start=start, min_score=low,
+                                 offset=offset)
+        return self.raw.retried(read, what=self.what, policy=self.policy) if self.retried else read()
 
     def state(self, state: str) -> Iterator[list[Live]]:
         for rows in self.raw_state(state):

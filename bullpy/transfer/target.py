@@ -12,10 +12,11 @@ from typing import Any, Final
 
 from ..errors import ImportConflict
 from ..queue import Queue
-from ..raw import ImportJob, RawQueue
+from ..raw import Imported, ImportJob, ImportRow, Packed, RawQueue
 from .records import MAX_REPORTED, JobEntry, RepeatEntry
 
 _BATCH_BYTES: Final = 8 * 1024 * 1024  # one script call stays well below Redis' request limits
+_READY: Final = frozenset({"head", "tail", "prio"})
 
 
 def where(queue: Queue) -> str:
@@ -44,7 +45,7 @@ class Planned:
 
     @property
     def ready(self) -> bool:
-        return self.placement in ("head", "tail", "prio")
+        return self.placement in _READY
 
     def size(self) -> int:
         fields = self.fields
@@ -95,22 +96,38 @@ class Tally:
         self.conflicts = self.skipped = self.replaced = self.locked = 0
         self.repeat_added = self.repeat_present = 0
         self.removed = self.locked_in_source = self.changed = self.already_waiting = 0
+        self.damaged = 0
 
     def record(self, planned: Planned, status: str, ready_state: str) -> None:
+        self.record_job(planned.entry.id, planned.entry.state, planned.placement, status, ready_state,
+                        planned.entry.damaged is not None)
+
+    def record_job(self, job_id: str, state: str, placement: str, status: str, ready_state: str,
+                   damaged: bool = False) -> None:
+        """One job's outcome: ``state`` it had in the source, ``placement`` in the target (``import_rows``')."""
         if status in ("added", "replaced"):
-            self.written[ready_state if planned.ready else planned.placement] += 1
-            if planned.entry.state == "active":
+            self.written[ready_state if placement in _READY else placement] += 1
+            if state == "active":
                 self.requeued_active += 1
+            if damaged:
+                self.damaged += 1
         if status != "added":
             self.conflicts += 1
             if len(self.conflict_ids) < MAX_REPORTED:
-                self.conflict_ids.append(planned.entry.id)
+                self.conflict_ids.append(job_id)
             if status == "skipped":
                 self.skipped += 1
             elif status == "replaced":
                 self.replaced += 1
             else:
                 self.locked += 1
+
+    def record_added(self, jobs: Sequence[tuple[str, str, str, bool]], ready_state: str) -> None:
+        """``record_job`` for jobs (id, source state, placement, damaged) that were all added: counted at once."""
+        for placement, n in Counter(placement for _, _, placement, _ in jobs).items():
+            self.written[ready_state if placement in _READY else placement] += n
+        self.requeued_active += sum(1 for _, state, _, _ in jobs if state == "active")
+        self.damaged += sum(1 for _, _, _, damaged in jobs if damaged)
 
     def written_dict(self) -> dict[str, int]:
         return {s: self.written[s] for s in ("wait", "paused", "delayed", "completed", "failed") if self.written[s]}
@@ -122,6 +139,7 @@ class Tally:
             "conflict_ids": tuple(self.conflict_ids), "skipped": self.skipped, "replaced": self.replaced,
             "locked": self.locked, "repeatables_added": self.repeat_added,
             "repeatables_present": self.repeat_present, "paused_target": paused_target, "id_counter": id_counter,
+            "damaged": self.damaged,
         }
 
 
@@ -178,6 +196,45 @@ class Target:
             self._executor.shutdown(wait=True)
             self._executor = None
 
+    def write_rows_ahead(self, rows: Sequence[ImportRow], sources: Sequence[tuple[str, bool]]) -> None:
+        """``write_ahead`` for jobs as ``import_rows`` takes them, with per job (its state in the source, whether
+        it is marked damaged) for the tally: batches of at most ``batch_size`` jobs and ~8 MB. They are packed
+        here, while the batch before is written; the thread only sends them and tallies the replies."""
+        packed = []
+        start = 0
+        while start < len(rows):
+            end, size = start, 0
+            while end < len(rows) and end - start < self.batch_size and (end == start or size < _BATCH_BYTES):
+                row = rows[end]
+                size += sum(map(len, row.flat)) + sum(map(len, row.logs)) + 64
+                end += 1
+            packed.append((self.raw.pack_import(rows[start:end], on_conflict=self.on_conflict,
+                                                id_floor=self.id_floor), rows[start:end], sources[start:end]))
+            start = end
+        self.flush()
+        if packed:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="bullpy-import")
+            self._pending = self._executor.submit(self._send_rows, packed)
+
+    def _send_rows(self, packed: Sequence[tuple[Packed[Imported], Sequence[ImportRow], Sequence[tuple[str, bool]]]]
+                   ) -> list[str]:
+        statuses: list[str] = []
+        for call, rows, sources in packed:
+            reply = self.raw.send(call)
+            if reply.conflicts:
+                raise ImportConflict(where(self.queue), len(reply.conflicts), reply.conflicts,
+                                     written=self.jobs_written)
+            if reply.statuses.count("added") == len(rows):
+                self.tally.record_added([(row.id, state, row.placement, damaged)
+                                         for row, (state, damaged) in zip(rows, sources)], self.ready_state)
+            else:
+                for row, (state, damaged), status in zip(rows, sources, reply.statuses):
+                    self.tally.record_job(row.id, state, row.placement, status, self.ready_state, damaged)
+            self.jobs_written += sum(1 for s in reply.statuses if s in ("added", "replaced"))
+            statuses.extend(reply.statuses)
+        return statuses
+
     def _write_batch(self, batch: Sequence[Planned]) -> list[str]:
         reply = self.raw.import_jobs([item.job() for item in batch], on_conflict=self.on_conflict,
                                      id_floor=self.id_floor)
@@ -205,11 +262,14 @@ class ConflictCheck:
 
     def __init__(self, raw: RawQueue, on_conflict: str, batch_size: int, tally: Tally) -> None:
         self.raw, self.on_conflict, self.batch_size, self.tally = raw, on_conflict, batch_size, tally
-        self.pending: list[Planned] = []
+        self.pending: list[tuple[str, str, str, bool]] = []  # id, source state, placement, damaged
         self.repeats: list[str] = []
 
     def add(self, planned: Planned) -> None:
-        self.pending.append(planned)
+        self.add_job(planned.entry.id, planned.entry.state, planned.placement, planned.entry.damaged is not None)
+
+    def add_job(self, job_id: str, state: str, placement: str, damaged: bool = False) -> None:
+        self.pending.append((job_id, state, placement, damaged))
         if len(self.pending) >= self.batch_size:
             self.flush()
 
@@ -219,8 +279,15 @@ class ConflictCheck:
             self.flush()
 
     def flush(self) -> None:
-        presence = self.raw.job_presence([item.entry.id for item in self.pending]) if self.pending else []
-        for item, (exists, locked) in zip(self.pending, presence):
+        ids = [job_id for job_id, _, _, _ in self.pending]
+        # One EXISTS answers for a batch of new jobs; the script tells which exist, and are locked, otherwise.
+        presence: list[tuple[bool, bool]] = []
+        if ids and not self.raw.count_existing(ids):
+            # Ready jobs are tallied as "wait"; ready_as() renames them once the target's pause is known.
+            self.tally.record_added(self.pending, "wait")
+        elif ids:
+            presence = self.raw.job_presence(ids)
+        for (job_id, state, placement, damaged), (exists, locked) in zip(self.pending, presence):
             if not exists:
                 status = "added"
             elif locked and self.on_conflict == "replace":
@@ -228,7 +295,7 @@ class ConflictCheck:
             else:
                 status = "replaced" if self.on_conflict == "replace" else "skipped"
             # Ready jobs are tallied as "wait"; ready_as() renames them once the target's pause is known.
-            self.tally.record(item, status, "wait")
+            self.tally.record_job(job_id, state, placement, status, "wait", damaged)
         for present in self.raw.has_repeatables(self.repeats) if self.repeats else []:
             if present:
                 self.tally.repeat_present += 1
