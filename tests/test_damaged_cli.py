@@ -244,9 +244,26 @@ def test_views_and_dry_runs_change_nothing(damaged: Damaged) -> None:
     assert damaged.digest() == before
 
 
-def test_export_reads_the_damaged_queue(damaged: Damaged, tmp_path: Any) -> None:
+def test_export_import_and_copy_carry_the_healthy_jobs_and_count_the_rest(damaged: Damaged, tmp_path: Any,
+                                                                           make_queue: Any) -> None:
     before = damaged.digest()
-    damaged.run("export", damaged.queue.name, "-o", str(tmp_path / "dump.bullpy"))
+    dump = tmp_path / "dump.bullpy"
+    exported = damaged.run("export", damaged.queue.name, "-o", str(dump)).output
+    assert damaged.digest() == before
+    for count in ("not_hash", "dangling", "damaged"):
+        assert count in exported, exported
+    hashes = set(damaged.corpus.healthy) | {damaged.corpus.twice} | (
+        set(damaged.corpus.damaged) - {"damaged-key-is-string", "damaged-key-is-list", "damaged-hash-missing"})
+    imported = make_queue(damaged.queue.name + "-imported")
+    damaged.run("import", str(dump), "--queue", imported.name, "--yes")
+    assert set(imported.get_ranges(["waiting"])) == hashes  # byte-exact hashes, damaged ones included
+    assert {j.id for j in imported.get_waiting() if j.damaged} == hashes - set(damaged.corpus.healthy) - {
+        damaged.corpus.twice}
+    copied = make_queue(damaged.queue.name + "-copied")
+    damaged.run("copy", damaged.queue.name, copied.name, "--yes")
+    assert set(copied.get_ranges(["waiting"])) == hashes
+    assert damaged.digest() == before
+    damaged.run("move", damaged.queue.name, copied.name + "-moved", "--dry-run")
     assert damaged.digest() == before
 
 
