@@ -186,6 +186,11 @@ def parse_job_hash(job_id: str, fields: HashFields, now_ms: int) -> JobRecord:
 def _decoded(fields: HashFields) -> tuple[dict[str, str], list[str]]:
     """The hash as text, and the names of the fields whose bytes are not UTF-8 (read with U+FFFD, as ioredis
     reads them)."""
+    try:  # the usual case, one comprehension: str from a decoding client, or bytes that are all UTF-8
+        return {k if type(k) is str else k.decode(): v if type(v) is str else v.decode()  # type: ignore[union-attr]
+                for k, v in fields.items()}, []
+    except (UnicodeDecodeError, AttributeError):
+        pass
     h: dict[str, str] = {}
     bad: list[str] = []
     for k, v in fields.items():
