@@ -19,6 +19,7 @@ import redis
 
 import bullpy
 import bullpy.migrate
+import bullpy.migrate._run
 from bullpy.migrate import PRIORITY_LIMIT, migrate_to_bullmq
 
 from ..conftest import delete_prefix, keyspace
@@ -92,7 +93,7 @@ def test_every_state_moves_and_a_real_bullmq_worker_processes_it_intact(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # States are collected in bounded pages (no whole-list read on a big queue); small pages must read the same.
-    monkeypatch.setattr(bullpy.migrate, "_PAGE", page)
+    monkeypatch.setattr(bullpy.migrate._run, "_PAGE", page)
     q = PeerQueue(QUEUE, prefix=queue.prefix)
     # Phase 1, a Bull worker: one job fails for good, one completes, one hangs (stays active, locked).
     failed = add(bull, q, "breaks", {"number": "1", "__peer": {"fail": "whatsapp not ready"}}, {"attempts": 1})
