@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import redis as _redis
 
 from . import connection
-from ._core import scripts
+from ._core import raw_scripts
 from .utils import text
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 #: Jobs read by one SORT ... GET in ``iter_state_fields`` (at most).
 _SORT_PAGE = 500
-LIST_STATES = scripts.LIST_STATES
+LIST_STATES = raw_scripts.LIST_STATES
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class FieldReads:
         fields by pipelined HMGETs. Batches are read as they are reached, not as one snapshot.
         """
         state = "wait" if state == "waiting" else state
-        if state not in scripts.STATE_INDEX:
+        if state not in raw_scripts.STATE_INDEX:
             raise ValueError(f"unknown job state {state!r}")
         if not fields:
             raise ValueError("fields must name at least one hash field")

@@ -25,10 +25,10 @@ import redis as _redis
 
 from . import connection
 from . import retry as _retry
-from ._core import scripts
+from ._core import raw_scripts, scripts
 from ._core.jobhash import read_job_hash
 from ._core.keys import check_job_id
-from ._core.scripts import Imported, ImportJob, ImportRow, RawJob
+from ._core.raw_scripts import Imported, ImportJob, ImportRow, RawJob
 from ._facade import ScriptRunner
 from ._raw_fields import FieldBatch, FieldReads, reply_texts
 from .job import Job
@@ -48,10 +48,10 @@ except ImportError:  # pragma: no cover - hiredis comes with redis[hiredis]
     _pack_command = None  # type: ignore[assignment]
 
 #: The states held in lists (read by position) and in sorted sets (read by score).
-LIST_STATES = scripts.LIST_STATES
-ZSET_STATES = scripts.ZSET_STATES
+LIST_STATES = raw_scripts.LIST_STATES
+ZSET_STATES = raw_scripts.ZSET_STATES
 #: The queue's metrics keys, as ``metrics()`` names them.
-METRICS_KEYS = scripts.METRICS_KEYS
+METRICS_KEYS = raw_scripts.METRICS_KEYS
 _SCORED_KEYS = frozenset({*ZSET_STATES, "priority", "repeat"})
 # check_job_id(job_id) -> job_id, else ValueError: refuses an id that would collide with the queue's own keys
 # (as ``add(job_id=...)`` does); for raw jobs that arrive from elsewhere (an export file).
@@ -258,7 +258,7 @@ class RawQueue(FieldReads):
         ``locks=False`` the locks (every job then reads as unlocked; one key lookup less per job)."""
         if state not in LIST_STATES:
             raise ValueError(f"read_list reads {', '.join(LIST_STATES)}, not {state!r}")
-        return self._run(scripts.read_jobs_in_list(self.queue.keys, state, start, count, full, locks))
+        return self._run(raw_scripts.read_jobs_in_list(self.queue.keys, state, start, count, full, locks))
 
     def read_zset(self, state: str, min_score: float, offset: int, count: int, *, full: bool = True,
                   locks: bool = True) -> list[RawJob]:
@@ -266,12 +266,12 @@ class RawQueue(FieldReads):
         lowest first, past the first ``offset`` of them (a cursor that survives ties), read atomically."""
         if state not in ZSET_STATES:
             raise ValueError(f"read_zset reads {', '.join(ZSET_STATES)}, not {state!r}")
-        return self._run(scripts.read_jobs_in_zset(self.queue.keys, state, min_score, offset, count, full, locks))
+        return self._run(raw_scripts.read_jobs_in_zset(self.queue.keys, state, min_score, offset, count, full, locks))
 
     def read_jobs(self, ids: Sequence[str], *, full: bool = True) -> list[RawJob]:
         """These jobs, each with the state it is in now (None: in no state), read atomically. For a few ids:
         each is looked for in the lists by position (LPOS), so a long list makes it slow; see ``hashes``."""
-        return self._run(scripts.read_jobs_by_id(self.queue.keys, [str(i) for i in ids], full))
+        return self._run(raw_scripts.read_jobs_by_id(self.queue.keys, [str(i) for i in ids], full))
 
     def read_hashes(self, state: str, count: int, *, start: int = 0, min_score: float = -math.inf,
                     offset: int = 0) -> HashBatch:
@@ -284,7 +284,7 @@ class RawQueue(FieldReads):
         repeated if the range changed in between. A batch with log rows or a debounce id, or a server that
         refuses the transaction, is read by lua/read_jobs.lua instead (``read_list``/``read_zset``).
         """
-        if state not in scripts.STATE_INDEX:
+        if state not in raw_scripts.STATE_INDEX:
             raise ValueError(f"unknown job state {state!r}")
         listed = state in LIST_STATES
 
@@ -301,7 +301,7 @@ class RawQueue(FieldReads):
         keys = self.queue.keys
         key = keys.state(state)
         window: tuple[Any, ...] = (("LRANGE", key, start, start + count - 1) if listed else
-                                   ("ZRANGEBYSCORE", key, scripts.score_arg(min_score), "+inf", "WITHSCORES",
+                                   ("ZRANGEBYSCORE", key, raw_scripts.score_arg(min_score), "+inf", "WITHSCORES",
                                     "LIMIT", offset, count))
         base = keys.job("").encode()
         prioritised = state in ("wait", "paused")
@@ -392,7 +392,7 @@ class RawQueue(FieldReads):
         if not ids:
             return []
         if not plain:
-            return self._run_many_args(scripts.job_presence(self.queue.keys, [str(i) for i in ids]))
+            return self._run_many_args(raw_scripts.job_presence(self.queue.keys, [str(i) for i in ids]))
         client = self._bytes()[0]
         keys = self.queue.keys
         with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
@@ -479,7 +479,7 @@ class RawQueue(FieldReads):
         the one before is written)."""
         if on_conflict not in ("error", "skip", "replace"):
             raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
-        return self._pack(scripts.import_rows(self.queue.keys, on_conflict, id_floor, rows))
+        return self._pack(raw_scripts.import_rows(self.queue.keys, on_conflict, id_floor, rows))
 
     def count_existing(self, ids: Sequence[str]) -> int:
         """How many of these jobs have a key (one EXISTS)."""
@@ -514,27 +514,27 @@ class RawQueue(FieldReads):
         unknown = set(metrics or {}) - set(METRICS_KEYS)
         if unknown:
             raise ValueError(f"unknown metrics keys {sorted(unknown)}; use some of {', '.join(METRICS_KEYS)}")
-        return self._run(scripts.import_queue(self.queue.keys, id_floor, replace, repeatables, metrics or {}))
+        return self._run(raw_scripts.import_queue(self.queue.keys, id_floor, replace, repeatables, metrics or {}))
 
     def remove_if_unchanged(self, jobs: Sequence[tuple[str, str, Mapping[bytes, bytes]]]) -> list[str]:
         """Remove jobs (id, the state they were read in, the hash read then) each only if it is still in that
-        state, unlocked, and its lifecycle fields are as read (``scripts.FINGERPRINT_FIELDS``): the rule
+        state, unlocked, and its lifecycle fields are as read (``raw_scripts.FINGERPRINT_FIELDS``): the rule
         behind every move. One status per job: ``"removed"``, ``"locked"`` or ``"changed"`` (moved on, gone)."""
         for _, state, _ in jobs:
-            if state not in scripts.STATE_INDEX:
+            if state not in raw_scripts.STATE_INDEX:
                 raise ValueError(f"unknown job state {state!r}")
-        return self._run(scripts.remove_moved(self.queue.keys, jobs)) if jobs else []
+        return self._run(raw_scripts.remove_moved(self.queue.keys, jobs)) if jobs else []
 
     def requeue(self, jobs: Sequence[tuple[str, str, bool]], *, now: int | None = None) -> list[str]:
         """Move jobs (id, the state they are in, lifo) back to waiting as Bull would: failed and completed ones
         as ``job.retry()``, delayed ones as ``promote()``, unlocked active ones to the head. One status per
         job: ``"moved"``, ``"waiting"`` (already), ``"locked"`` or ``"changed"`` (no longer in that state)."""
         for _, state, _ in jobs:
-            if state not in scripts.STATE_INDEX:
+            if state not in raw_scripts.STATE_INDEX:
                 raise ValueError(f"unknown job state {state!r}")
         if not jobs:
             return []
-        return self._run(scripts.requeue_jobs(self.queue.keys, now_ms() if now is None else now, jobs))
+        return self._run(raw_scripts.requeue_jobs(self.queue.keys, now_ms() if now is None else now, jobs))
 
     def remove_repeat_entries(self, repeat_keys: Sequence[str]) -> int:
         """Take these definitions out of the ``repeat`` zset only (their iteration jobs stay); how many were there."""

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import options as _options
-from . import reads, scripts
+from . import raw_scripts, reads
 from .codec import js_parse_int, text
 from .keys import QueueKeys
 from .ops import Op
 from .reads import Read
+
 # --- what a monitor shows (bullpy.exporter, dashboards) --------------------------------------------------
 
 #: The job fields ``get_stats`` reads of the jobs it reports.
@@ -90,7 +91,7 @@ def get_stats(keys: QueueKeys, finished_after: Mapping[str, float] | None, limit
     commands += [("HGET", keys(f"metrics:{t}"), "count") for t in reads.METRICS_TYPES]
     commands += [("LINDEX", keys(s), i) for s in ("wait", "paused") for i in (-1, 0)]
     for state, score in after.items():
-        low = "(" + scripts.score_arg(float(score))
+        low = "(" + raw_scripts.score_arg(float(score))
         commands += [("ZREVRANGEBYSCORE", keys(state), "+inf", low, "WITHSCORES", "LIMIT", 0, limit),
                      ("ZCOUNT", keys(state), low, "+inf")]
     replies = yield Read(commands, list)
