@@ -13,7 +13,7 @@ from ._core.keys import READ_ONLY_SCRIPTS
 from ._core.ops import Batch, Op, Step, run_sync
 from ._core.reads import Read
 from ._core.scripts import SOURCES, Call
-from .connection import bytes_client, unavailable_as_error, wrong_type_detail
+from .connection import bytes_client, close_client, unavailable_as_error, wrong_type_detail
 
 if TYPE_CHECKING:
     from ._core.keys import QueueKeys
@@ -99,6 +99,12 @@ class ScriptRunner:
             self._bytes = bytes_client(self.client)
         return self._bytes
 
+    def close(self) -> None:
+        """Release the bytes client, if one was made (the queue's own client is the queue's to close)."""
+        if self._bytes is not None and self._bytes is not self.client:
+            close_client(self._bytes)
+        self._bytes = None
+
     def _replies(self, read: Read[Any], client: _redis.Redis) -> list[Any]:
         commands = read.commands
         with unavailable_as_error(client, keys=self.keys):
@@ -106,10 +112,7 @@ class ScriptRunner:
                 try:
                     return [client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
                 except _redis.ResponseError as exc:
-                    detail = wrong_type_detail(exc)
-                    if read.wrong_type_in_place and detail is not None:
-                        return [WrongType(detail)]
-                    raise
+                    return in_place([exc], read)
             if read.snapshot:
                 try:
                     replies = self._pipeline(client, read, True)

@@ -487,17 +487,31 @@ def wrong_type_detail(exc: BaseException) -> str | None:
     return detail.rstrip(")',\"")
 
 
-def bytes_client(client: _redis.Redis) -> _redis.Redis:
-    """A client on the same server, db and credentials that hands replies over as bytes: ``client`` itself
-    when it does not decode, else a new one on a pool of its own (the caller keeps it)."""
-    pool = client.connection_pool
+def bytes_pool_kwargs(pool: Any) -> dict[str, Any] | None:
+    """The connection settings of a pool (sync or asyncio) with replies as bytes, or None when its replies
+    already are bytes."""
     kwargs = dict(pool.connection_kwargs)
     if not kwargs.get("decode_responses"):
-        return client
+        return None
     kwargs["decode_responses"] = False
-    raw = _redis.Redis(connection_pool=_redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+    return {"connection_class": pool.connection_class, **kwargs}
+
+
+def bytes_client(client: _redis.Redis) -> _redis.Redis:
+    """A client on the same server, db and credentials that hands replies over as bytes: ``client`` itself
+    when it does not decode, else a new one on a pool of its own (close it with ``close_client``)."""
+    kwargs = bytes_pool_kwargs(client.connection_pool)
+    if kwargs is None:
+        return client
+    raw = _redis.Redis(connection_pool=_redis.ConnectionPool(**kwargs))
     _cluster.pin_like(raw, client)
     return raw
+
+
+def close_client(client: _redis.Redis) -> None:
+    """Close a client made here and disconnect its own pool."""
+    client.close()
+    client.connection_pool.disconnect()
 
 
 def url_for(client: _redis.Redis) -> str:

@@ -150,6 +150,7 @@ class Queue(InspectionReads):
         if self._global is not None:
             self._global.close()
             self._global = None
+        self._runner.close()
         self.client.close()
         if self.cluster is not None and self._owns_cluster:
             self.cluster.close()

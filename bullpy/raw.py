@@ -141,7 +141,6 @@ class RawQueue(FieldReads):
         self.queue = queue
         self._client: _redis.Redis | None = None
         self._runner: ScriptRunner | None = None
-        self._pool: _redis.ConnectionPool | None = None
         self._no_multi = False  # read_hashes' transaction was refused: read with the script from then on
         self._resp2_client: _redis.Redis | None = None
         self._resp2_pool: _redis.ConnectionPool | None = None
@@ -149,15 +148,10 @@ class RawQueue(FieldReads):
     # --- plumbing ---------------------------------------------------------------------------------------
     def _bytes(self) -> tuple[_redis.Redis, ScriptRunner]:
         if self._client is None or self._runner is None:
-            client = self.queue.client
-            pool = client.connection_pool
-            kwargs = dict(pool.connection_kwargs)
-            if not kwargs.get("decode_responses"):
-                self._client, self._runner = client, self.queue._runner
+            self._client = connection.bytes_client(self.queue.client)
+            if self._client is self.queue.client:
+                self._runner = self.queue._runner
             else:
-                kwargs["decode_responses"] = False
-                self._pool = _redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-                self._client = _redis.Redis(connection_pool=self._pool)
                 self._runner = ScriptRunner(self._client, self.queue.keys)
                 self._runner.write_refusal = self.queue._runner.write_refusal
         return self._client, self._runner
@@ -227,10 +221,9 @@ class RawQueue(FieldReads):
 
     def close(self) -> None:
         """Release the second connection pool, if one was opened (the queue's own stays open)."""
-        if self._pool is not None and self._client is not None:
-            self._client.close()
-            self._pool.disconnect()
-        self._client = self._runner = self._pool = None
+        if self._client is not None and self._client is not self.queue.client:
+            connection.close_client(self._client)
+        self._client = self._runner = None
         if self._resp2_pool is not None and self._resp2_client is not None:
             self._resp2_client.close()
             self._resp2_pool.disconnect()

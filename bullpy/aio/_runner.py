@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import redis as _redis
 import redis.asyncio as aioredis
 
-from .._core.jobhash import WrongType
 from .._core.keys import KEY_TYPES, READ_ONLY_SCRIPTS
 from .._core.ops import Batch, Op, Step
 from .._core.reads import Read
 from .._core.scripts import SOURCES, Call
 from .._facade import in_place
-from ..connection import first_damaged_key, unavailable_as_error, wrong_key_type_error, wrong_type_detail
+from ..connection import bytes_pool_kwargs, first_damaged_key, unavailable_as_error, wrong_key_type_error, wrong_type_detail
 
 if TYPE_CHECKING:
     from .._core.keys import QueueKeys
@@ -107,14 +106,18 @@ class AsyncRunner:
 
     def _bytes_client(self) -> aioredis.Redis:
         if self._bytes is None:
-            pool = self.client.connection_pool
-            kwargs = dict(pool.connection_kwargs)
-            if not kwargs.get("decode_responses"):
+            kwargs = bytes_pool_kwargs(self.client.connection_pool)
+            if kwargs is None:
                 return self.client
-            kwargs["decode_responses"] = False
-            self._bytes = aioredis.Redis(connection_pool=aioredis.ConnectionPool(
-                connection_class=pool.connection_class, **kwargs))
+            self._bytes = aioredis.Redis(connection_pool=aioredis.ConnectionPool(**kwargs))
         return self._bytes
+
+    async def aclose(self) -> None:
+        """Release the bytes client, if one was made (the queue's own client is the queue's to close)."""
+        if self._bytes is not None:
+            await self._bytes.aclose()
+            await self._bytes.connection_pool.disconnect()
+        self._bytes = None
 
     async def _replies(self, read: Read[Any], client: aioredis.Redis) -> list[Any]:
         commands = read.commands
@@ -123,10 +126,7 @@ class AsyncRunner:
                 try:
                     return [await client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
                 except _redis.ResponseError as exc:
-                    detail = wrong_type_detail(exc)
-                    if read.wrong_type_in_place and detail is not None:
-                        return [WrongType(detail)]
-                    raise
+                    return in_place([exc], read)
             if read.snapshot:
                 try:
                     replies = await self._pipeline(client, read, True)

@@ -123,6 +123,7 @@ class Queue:
         if self._global is not None:
             await self._global.close()
             self._global = None
+        await self._runner.aclose()
         await self.client.aclose()
 
     async def __aenter__(self) -> Queue:
