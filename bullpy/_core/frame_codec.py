@@ -159,12 +159,9 @@ def decode_batch(ids: Sequence[str], columns: Sequence[Sequence[bytes | None]],
             errors[i] = record.damaged
             if DEEP_NOTE in record.damaged:  # a frame must print: its JSON text instead
                 data[i] = record.raw.get("data")
-    if not data_fast:
-        for i, raw in enumerate(data_raw):
-            if raw and not raw.isascii() and (errors is None or errors[i] is None) and not _utf8(raw):
-                errors = errors or [None] * n
-                errors[i] = "field 'data' is not valid UTF-8 (shown as Node reads it, invalid bytes as U+FFFD)"
-    for field_name, column in (("name", cols[_NAME]), ("failedReason", cols[_REASON])):
+    # Text Node reads with U+FFFD is flagged (data read by orjson in one piece was all valid UTF-8).
+    texts = [("name", cols[_NAME]), ("failedReason", cols[_REASON])]
+    for field_name, column in ([] if data_fast else [("data", data_raw)]) + texts:
         for i in _not_utf8(column):
             if errors is None or errors[i] is None:
                 errors = errors or [None] * n
