@@ -29,7 +29,7 @@ from .codec import (
     text,
 )
 
-__all__ = ["HashFields", "JobRecord", "DEEP_NOTE", "WrongType", "damaged_record", "parse_job_hash", "parse_job_hash_deep", "read_job_hash"]
+__all__ = ["HashFields", "JobRecord", "DEEP_NOTE", "WrongType", "damaged_record", "mark_damaged", "parse_job_hash", "parse_job_hash_deep", "read_job_hash"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +293,7 @@ def parse_job_hash_deep(job_id: str, fields: HashFields, now_ms: int) -> JobReco
         sys.setrecursionlimit(before + DEEP_JSON_ALLOWANCE)
         try:
             record = parse_job_hash(job_id, fields, now_ms)
-            return replace(record, damaged=f"{record.damaged}; {DEEP_NOTE}" if record.damaged else DEEP_NOTE)
+            return mark_damaged(record, DEEP_NOTE)
         except RecursionError:
             raise ValueError(
                 f"job {job_id!r}: its JSON nests deeper than bullpy reads (about {DEEP_JSON_ALLOWANCE // 2:,} levels)"
@@ -324,4 +324,10 @@ def damaged_record(job_id: str, fields: HashFields, reason: str, now_ms: int) ->
     except (ValueError, TypeError, RecursionError):  # the remaining fields are read leniently by Node's rules
         record = parse_job_hash(job_id, {}, now_ms)
     note = _not_utf8_reason(not_utf8)
-    return replace(record, data=h.get("data"), raw=h, damaged=f"{reason}; {note}" if note else reason)
+    damaged = replace(record, data=h.get("data"), raw=h, damaged=reason)
+    return mark_damaged(damaged, note) if note else damaged
+
+
+def mark_damaged(record: JobRecord, reason: str) -> JobRecord:
+    """The record with ``reason`` added to what it says is damaged."""
+    return replace(record, damaged=f"{record.damaged}; {reason}" if record.damaged else reason)

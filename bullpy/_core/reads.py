@@ -10,11 +10,11 @@ callbacks) or as a flat list: the parsers take both.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .codec import text
-from .jobhash import JobRecord, WrongType, read_job_hash
+from .jobhash import JobRecord, WrongType, mark_damaged, read_job_hash
 from .keys import STATE_KEYS, QueueKeys
 from .repeat import RepeatableJob, parse_repeatable
 
@@ -206,11 +206,6 @@ def _listed_twice(ids: Sequence[str], states: Sequence[str]) -> dict[str, str]:
     return {job_id: f"listed in more than one state ({', '.join(dict.fromkeys(found))}): another program "
                     "moved it without removing it; `bullpy doctor` reports it"
             for job_id, found in seen.items() if len(set(found)) > 1}
-
-
-def mark_damaged(record: JobRecord, reason: str) -> JobRecord:
-    """The record with ``reason`` added to what it says is damaged."""
-    return replace(record, damaged=f"{record.damaged}; {reason}" if record.damaged else reason)
 
 
 def job_logs(keys: QueueKeys, job_id: str, start: int, end: int, asc: bool) -> Read[JobLogs]:
