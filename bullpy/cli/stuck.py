@@ -8,9 +8,12 @@ whose worker still holds its live lock is refused unless ``--force`` (that worke
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from ..errors import BullError
+from ..job import Job
 from ..queue import Queue
 from . import main
 from ._common import (
@@ -53,6 +56,22 @@ def _dry(ctx: click.Context, queue: Queue, wanted: list[str], rows: list[dict[st
     emit(ctx, rows, columns)
 
 
+def _move_each(queue: Queue, ready: list[str], refused: dict[str, str], move: Callable[[Job], str]
+               ) -> dict[str, str]:
+    """``move`` each ready job (its outcome by id); a job gone or refused is added to ``refused`` with why."""
+    done: dict[str, str] = {}
+    for job_id in ready:
+        job = queue.get_job(job_id)
+        if job is None:
+            refused[job_id] = "not found"
+            continue
+        try:
+            done[job_id] = move(job)
+        except BullError as exc:
+            refused[job_id] = str(exc)
+    return done
+
+
 def _report(ctx: click.Context, wanted: list[str], refused: dict[str, str], done: dict[str, str]) -> None:
     emit(ctx, [{"id": i, "result": done[i] if i in done else refused.get(i, "")} for i in wanted], ["id", "result"])
     if refused:
@@ -84,16 +103,8 @@ def fail(ctx: click.Context, queue_name: str, ids: tuple[str, ...], reason: str,
     if ready:
         confirm(ctx, f"move {len(ready)} active job(s) of queue {queue.name!r} to failed"
                      f"{' for good' if discard else ' (retried while attempts remain)'}", yes=yes)
-    done: dict[str, str] = {}
-    for job_id in ready:
-        job = queue.get_job(job_id)
-        if job is None:
-            refused[job_id] = "not found"
-            continue
-        try:
-            done[job_id] = str(job.move_to_failed(reason, force=force, discard=discard))
-        except BullError as exc:
-            refused[job_id] = str(exc)
+    done = _move_each(queue, ready, refused,
+                      lambda job: str(job.move_to_failed(reason, force=force, discard=discard)))
     _report(ctx, wanted, refused, done)
 
 
@@ -117,15 +128,10 @@ def complete(ctx: click.Context, queue_name: str, ids: tuple[str, ...], returnva
         return
     if ready:
         confirm(ctx, f"move {len(ready)} active job(s) of queue {queue.name!r} to completed", yes=yes)
-    done: dict[str, str] = {}
-    for job_id in ready:
-        job = queue.get_job(job_id)
-        if job is None:
-            refused[job_id] = "not found"
-            continue
-        try:
-            job.move_to_completed(returnvalue, force=force)
-            done[job_id] = "completed"
-        except BullError as exc:
-            refused[job_id] = str(exc)
+
+    def complete_one(job: Job) -> str:
+        job.move_to_completed(returnvalue, force=force)
+        return "completed"
+
+    done = _move_each(queue, ready, refused, complete_one)
     _report(ctx, wanted, refused, done)
