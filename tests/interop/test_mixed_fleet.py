@@ -477,7 +477,8 @@ def _wait_state(queue: bullpy.Queue, job_id: str, state: bullpy.JobState, timeou
     while True:
         job = queue.get_job(job_id)
         if job is not None and job.get_state() is state:
-            return job
+            # Read again: the hash read above may predate the move into `state` (returnvalue not yet there).
+            return queue.get_job(job_id) or job
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} is {job and job.get_state()}, not {state}")
         time.sleep(0.05)
