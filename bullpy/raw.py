@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis as _redis
 
@@ -30,7 +29,8 @@ from ._core.jobhash import read_job_hash
 from ._core.keys import check_job_id
 from ._core.raw_scripts import Imported, ImportJob, ImportRow, RawJob
 from ._facade import ScriptRunner
-from ._raw_fields import FieldBatch, FieldReads, reply_texts
+from ._raw_fields import FieldBatch, reply_texts
+from ._raw_import import ImportStream, ImportWrites, Packed, PackedImport, replies
 from .job import Job
 from .utils import now_ms, text
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .queue import Queue
 
 __all__ = ["LIST_STATES", "METRICS_KEYS", "ZSET_STATES", "FieldBatch", "HashBatch", "ImportJob", "ImportRow",
-           "Imported", "Packed", "RawJob", "RawQueue", "check_job_id"]
+           "Imported", "ImportStream", "Packed", "PackedImport", "RawJob", "RawQueue", "check_job_id"]
 
 T = TypeVar("T")
 
@@ -55,15 +55,6 @@ METRICS_KEYS = raw_scripts.METRICS_KEYS
 _SCORED_KEYS = frozenset({*ZSET_STATES, "priority", "repeat"})
 # check_job_id(job_id) -> job_id, else ValueError: refuses an id that would collide with the queue's own keys
 # (as ``add(job_id=...)`` does); for raw jobs that arrive from elsewhere (an export file).
-
-
-@dataclass(frozen=True)
-class Packed(Generic[T]):
-    """A script call packed for the wire (``RawQueue.pack_import``); ``RawQueue.send`` runs it. ``command`` is
-    None without hiredis (the call is then run the ordinary way)."""
-
-    call: scripts.Call[T]
-    command: bytes | None
 
 
 @dataclass(frozen=True)
@@ -97,34 +88,6 @@ class HashBatch:
         )
 
 
-def _replies(conn: Any, n: int) -> list[Any]:
-    """The next ``n`` replies on a connection, errors among them as values. Read straight from redis-py's hiredis
-    reader where there is one: ``read_response`` costs a few microseconds each, more than Redis spends on the
-    command behind a +QUEUED."""
-    parser = getattr(conn, "_parser", None)
-    reader = getattr(parser, "_reader", None)
-    fill = getattr(parser, "read_from_socket", None)
-    if reader is None or fill is None:
-        out: list[Any] = []
-        for _ in range(n):
-            try:
-                out.append(conn.read_response())
-            except _redis.ResponseError as exc:
-                out.append(exc)
-        return out
-    out = []
-    gets = reader.gets
-    # What the parser's reader answers while a reply is incomplete (redis-py passes its own sentinel).
-    waiting = getattr(sys.modules.get(type(parser).__module__), "NOT_ENOUGH_DATA", False)
-    while len(out) < n:
-        reply = gets()
-        if reply is waiting:
-            fill()
-        else:
-            out.append(reply)
-    return out
-
-
 def _window(listing: list[Any], listed: bool) -> tuple[list[bytes], list[float] | None]:
     """Ids (and scores) of an LRANGE or ZRANGEBYSCORE ... WITHSCORES reply (RESP2: flat; RESP3: pairs)."""
     if listed:
@@ -134,7 +97,7 @@ def _window(listing: list[Any], listed: bool) -> tuple[list[bytes], list[float] 
     return listing[0::2], [float(x) for x in listing[1::2]]
 
 
-class RawQueue(FieldReads):
+class RawQueue(ImportWrites):
     """The jobs of one queue as Redis holds them; ``queue.raw`` gives one."""
 
     def __init__(self, queue: Queue) -> None:
@@ -320,7 +283,7 @@ class RawQueue(FieldReads):
                     conn.send_packed_command([b"".join(commands)])
                     # +OK, +QUEUED per command, then EXEC's reply (an error if a command was refused when
                     # queued: ZMSCORE before Redis 6.2, an ACL, keys in other cluster slots).
-                    reply = _replies(conn, len(commands) + len(ids) - 1)[-1]
+                    reply = replies(conn, len(commands) + len(ids) - 1)[-1]
                     if not isinstance(reply, list):
                         clean = True
                         self._no_multi = True
@@ -459,44 +422,6 @@ class RawQueue(FieldReads):
         if on_conflict not in ("error", "skip", "replace"):
             raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
         return self.import_rows([job.row() for job in jobs], on_conflict=on_conflict, id_floor=id_floor)
-
-    def import_rows(self, rows: Sequence[ImportRow], *, on_conflict: str = "error",
-                    id_floor: int | None = None) -> Imported:
-        """``import_jobs`` for jobs whose hashes are flat field, value lists (as an export file holds them): no
-        object per job on the way."""
-        return self.send(self.pack_import(rows, on_conflict=on_conflict, id_floor=id_floor))
-
-    def pack_import(self, rows: Sequence[ImportRow], *, on_conflict: str = "error",
-                    id_floor: int | None = None) -> Packed[Imported]:
-        """``import_rows`` packed for the wire, to ``send`` later (from another thread: a batch is packed while
-        the one before is written)."""
-        if on_conflict not in ("error", "skip", "replace"):
-            raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
-        return self._pack(raw_scripts.import_rows(self.queue.keys, on_conflict, id_floor, rows))
-
-    def count_existing(self, ids: Sequence[str]) -> int:
-        """How many of these jobs have a key (one EXISTS)."""
-        if not ids:
-            return 0
-        client = self._bytes()[0]
-        base = self.queue.keys.job("")
-        keys = [base + str(i) for i in ids]
-        if _pack_command is None:
-            with connection.unavailable_as_error(client, keys=self.queue.keys):
-                return int(client.exists(*keys))
-        # Packed by hiredis: redis-py's packing of a few hundred keys costs more than Redis' lookups.
-        conn = self._connection(client)
-        clean = False
-        try:
-            with connection.unavailable_as_error(client, keys=self.queue.keys):
-                conn.send_packed_command([_pack_command(cast(Any, ("EXISTS", *keys)))])
-                count = int(conn.read_response())
-            clean = True
-            return count
-        finally:
-            if not clean:
-                conn.disconnect()
-            client.connection_pool.release(conn)
 
     def import_queue(self, *, id_floor: int | None = None, replace: bool = False,
                      repeatables: Sequence[tuple[str, float]] = (),

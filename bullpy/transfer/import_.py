@@ -91,7 +91,7 @@ def import_queue(
             target is paused.
         batch_size: jobs per atomic script call (250: about 2 ms of Redis each on a queue of a million jobs,
             so that a busy machine stretching one keeps it well under 20 ms).
-        progress: called after each batch with the number of jobs handled so far.
+        progress: called as batches are written, with the number of jobs handled (written, skipped) so far.
     """
     wanted = parse_states(states)
     check_options(on_conflict, batch_size)
@@ -140,7 +140,7 @@ def import_queue(
         rows: list[ImportRow] = []
         sources: list[tuple[str, bool]] = []
         repeats: list[RepeatEntry] = []
-        done = 0
+        reported = 0
         try:
             for item in reader.records():
                 if type(item) is dict:
@@ -151,18 +151,18 @@ def import_queue(
                     sources.append((state, "damaged" in item))
                     if len(rows) >= batch_size:
                         writer.write_rows_ahead(rows, sources)
-                        done += len(rows)
                         rows, sources = [], []
-                        if progress is not None:
-                            progress(done)
+                        if progress is not None and writer.jobs_handled > reported:
+                            reported = writer.jobs_handled
+                            progress(reported)
                 elif isinstance(item, RepeatEntry) and "repeat" in wanted:
                     repeats.append(item)
             writer.write_rows_ahead(rows, sources)
             writer.flush()
         finally:
             writer.close()
-        if rows and progress is not None:
-            progress(done + len(rows))
+        if progress is not None and writer.jobs_handled > reported:
+            progress(writer.jobs_handled)
         writer.finish(repeats, info.metrics if wanted == ALL_STATES else {})
     return ImportSummary(**tally.import_fields(target, False, pause_it, floor))
 

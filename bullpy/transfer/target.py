@@ -6,13 +6,12 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
 from ..errors import ImportConflict
 from ..queue import Queue
-from ..raw import Imported, ImportJob, ImportRow, Packed, RawQueue
+from ..raw import Imported, ImportJob, ImportRow, ImportStream, RawQueue
 from .records import MAX_REPORTED, JobEntry, RepeatEntry
 
 _BATCH_BYTES: Final = 8 * 1024 * 1024  # one script call stays well below Redis' request limits
@@ -160,8 +159,8 @@ class Target:
         self.id_floor = id_floor
         self.ready_state = "paused" if queue.is_paused() else "wait"
         self.jobs_written = 0
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: Future[list[str]] | None = None
+        self.jobs_handled = 0  # jobs whose batch Redis answered (written, skipped, replaced, locked)
+        self._stream: ImportStream | None = None
 
     def write(self, planned: Sequence[Planned]) -> list[str]:
         """Write jobs, in sub-batches of at most ``batch_size`` jobs and ~8 MB; one status per job."""
@@ -176,31 +175,13 @@ class Target:
             start = end
         return statuses
 
-    def write_ahead(self, planned: Sequence[Planned]) -> None:
-        """``write`` in a thread: returns once the previous batch is written (raising its error, if any) and
-        this one is on its way, so Redis writes it while the caller reads the next; ``flush`` waits for it."""
-        self.flush()
-        if planned:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="bullpy-import")
-            self._pending = self._executor.submit(self.write, planned)
-
-    def flush(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def close(self) -> None:
-        """Wait for a batch still being written (its error is not raised here) and end the thread."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-
     def write_rows_ahead(self, rows: Sequence[ImportRow], sources: Sequence[tuple[str, bool]]) -> None:
-        """``write_ahead`` for jobs as ``import_rows`` takes them, with per job (its state in the source, whether
-        it is marked damaged) for the tally: batches of at most ``batch_size`` jobs and ~8 MB. They are packed
-        here, while the batch before is written; the thread only sends them and tallies the replies."""
-        packed = []
+        """``write`` for jobs as ``import_rows`` takes them, with per job (its state in the source, whether it is
+        marked damaged) for the tally: batches of at most ``batch_size`` jobs and ~8 MB, each sent on the import
+        stream (``queue.raw.import_stream()``) without waiting for it, so Redis writes it while the caller reads
+        and packs the next; ``flush`` waits for them all."""
+        if self._stream is None:
+            self._stream = self.raw.import_stream()
         start = 0
         while start < len(rows):
             end, size = start, 0
@@ -208,20 +189,22 @@ class Target:
                 row = rows[end]
                 size += sum(map(len, row.flat)) + sum(map(len, row.logs)) + 64
                 end += 1
-            packed.append((self.raw.pack_import(rows[start:end], on_conflict=self.on_conflict,
-                                                id_floor=self.id_floor), rows[start:end], sources[start:end]))
+            packed = self.raw.pack_import(rows[start:end], on_conflict=self.on_conflict, id_floor=self.id_floor)
+            self._tally_rows(self._stream.push(packed, (rows[start:end], sources[start:end])))
             start = end
-        self.flush()
-        if packed:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="bullpy-import")
-            self._pending = self._executor.submit(self._send_rows, packed)
 
-    def _send_rows(self, packed: Sequence[tuple[Packed[Imported], Sequence[ImportRow], Sequence[tuple[str, bool]]]]
-                   ) -> list[str]:
-        statuses: list[str] = []
-        for call, rows, sources in packed:
-            reply = self.raw.send(call)
+    def flush(self) -> None:
+        if self._stream is not None:
+            self._tally_rows(self._stream.flush())
+
+    def close(self) -> None:
+        """Release the stream's connection (closed instead if a batch is still on its way after an error)."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def _tally_rows(self, done: Sequence[tuple[Any, Imported]]) -> None:
+        for (rows, sources), reply in done:
             if reply.conflicts:
                 raise ImportConflict(where(self.queue), len(reply.conflicts), reply.conflicts,
                                      written=self.jobs_written)
@@ -232,8 +215,7 @@ class Target:
                 for row, (state, damaged), status in zip(rows, sources, reply.statuses):
                     self.tally.record_job(row.id, state, row.placement, status, self.ready_state, damaged)
             self.jobs_written += sum(1 for s in reply.statuses if s in ("added", "replaced"))
-            statuses.extend(reply.statuses)
-        return statuses
+            self.jobs_handled += len(rows)
 
     def _write_batch(self, batch: Sequence[Planned]) -> list[str]:
         reply = self.raw.import_jobs([item.job() for item in batch], on_conflict=self.on_conflict,
@@ -243,6 +225,7 @@ class Target:
         for item, status in zip(batch, reply.statuses):
             self.tally.record(item, status, self.ready_state)
         self.jobs_written += sum(1 for s in reply.statuses if s in ("added", "replaced"))
+        self.jobs_handled += len(batch)
         return reply.statuses
 
     def finish(self, repeats: Sequence[RepeatEntry], metrics: Mapping[str, tuple[bytes, ...]]) -> None:
