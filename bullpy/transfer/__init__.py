@@ -4,7 +4,7 @@ The library layer under ``bullpy export``, ``bullpy import``, ``bullpy copy`` an
 public API (``queue.raw`` for the jobs as Redis holds them, ``queue.server`` for where they live):
 
 * ``records``: the export records, the summaries, the states;
-* ``format``: the file format (described there), its streamed writer and checking reader;
+* ``format``: the file format (described there) and its streamed writer;  ``reader``: its checking reader;
 * ``scan``: reading a live queue in atomic batches;  ``export``: queue -> file;
 * ``target``: writing jobs into a queue;  ``import_``: file -> queue;  ``copy``: queue -> queue.
 """
@@ -12,8 +12,8 @@ public API (``queue.raw`` for the jobs as Redis holds them, ``queue.server`` for
 from ..errors import ExportFormatError, ImportConflict
 from .copy import copy_jobs, move_jobs
 from .export import export_queue
-from .format import ExportReader, read_export, validate_export
 from .import_ import import_queue
+from .reader import ExportReader, read_export, validate_export
 from .records import (
     ALL_STATES,
     FORMAT,

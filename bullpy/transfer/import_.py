@@ -26,7 +26,8 @@ from typing import IO, Any, Final, Union, cast
 from ..errors import ExportFormatError, ImportConflict
 from ..queue import Queue
 from ..raw import ImportRow
-from .format import CHUNK, ExportReader
+from .format import CHUNK
+from .reader import ExportReader
 from .records import (
     ALL_STATES,
     ImportSummary,
