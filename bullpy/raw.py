@@ -30,14 +30,15 @@ from ._core.keys import check_job_id
 from ._core.raw_scripts import Imported, ImportJob, ImportRow, RawJob
 from ._facade import ScriptRunner
 from ._raw_fields import FieldBatch, reply_texts
-from ._raw_import import ImportStream, ImportWrites, Packed, PackedImport, replies
+from ._import_stream import ExistsCounter, ImportStream, Packed, PackedImport, replies
+from ._raw_import import ImportWrites
 from .job import Job
 from .utils import now_ms, text
 
 if TYPE_CHECKING:
     from .queue import Queue
 
-__all__ = ["LIST_STATES", "METRICS_KEYS", "ZSET_STATES", "FieldBatch", "HashBatch", "ImportJob", "ImportRow",
+__all__ = ["LIST_STATES", "METRICS_KEYS", "ZSET_STATES", "ExistsCounter", "FieldBatch", "HashBatch", "ImportJob", "ImportRow",
            "Imported", "ImportStream", "Packed", "PackedImport", "RawJob", "RawQueue", "check_job_id"]
 
 T = TypeVar("T")

@@ -21,6 +21,7 @@ import bullpy
 from bullpy import transfer
 from bullpy.raw import ImportRow
 
+from .conftest import keyspace
 from .test_transfer import fill, finish_some
 
 
@@ -148,3 +149,22 @@ def test_without_transactions_every_batch_goes_through_the_script(make_redis_ser
     assert dumps(admin, "acl") == dumps(admin, "tx")
     source.close()
     target.close()
+
+
+def test_batches_of_big_hashes_are_split_by_size(make_redis_server: Callable[..., Any], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    server = make_redis_server()
+    client = server.client()
+    source = bullpy.Queue("src", server.url(), prefix="src")
+    source.add_bulk([{"data": {"text": "x" * 1000, "i": i}} for i in range(40)])
+    path = tmp_path / "q.bullpy"
+    transfer.export_queue(source, path)
+    monkeypatch.setattr("bullpy.transfer.target._BATCH_BYTES", 5_000)  # about four of these jobs
+    before = calls(client, "watch")
+    summary = transfer.import_queue(path, bullpy.Queue("src", server.url(), prefix="dst"), batch_size=20)
+    assert summary.written == {"wait": 40}
+    assert calls(client, "watch") - before >= 8  # 40 jobs of ~1 kB in pieces of at most ~5 kB
+    # Hashes with values this long are hash tables in Redis: their DUMP follows the table's order, so the values
+    # are compared instead.
+    assert keyspace(client, "dst") == keyspace(client, "src")
+    source.close()

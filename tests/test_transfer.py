@@ -666,3 +666,25 @@ def test_files_of_version_1_are_still_read(good_file: bytes, make_queue: Callabl
                     records[-1]])
     with pytest.raises(ExportFormatError, match="unknown \\['damaged'\\]"):
         transfer.validate_export(io.BytesIO(marked))
+
+
+def test_export_restores_the_interpreters_switch_interval(make_queue: Callable[..., bullpy.Queue]) -> None:
+    """A prefetching export lowers the GIL switch interval while it runs (its reader thread would otherwise
+    wait up to 5 ms per batch) and puts the caller's back, also after an error."""
+    queue = make_queue()
+    queue.add_bulk([{"data": {"i": i}} for i in range(30)])
+    sys.setswitchinterval(0.007)
+    try:
+        seen: list[float] = []
+        transfer.export_queue(queue, io.BytesIO(), batch_size=10, progress=lambda n: seen.append(sys.getswitchinterval()))
+        assert seen and max(seen) <= 0.0005
+        assert sys.getswitchinterval() == pytest.approx(0.007, abs=1e-5)
+
+        def stop(n: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            transfer.export_queue(queue, io.BytesIO(), batch_size=10, progress=stop)
+        assert sys.getswitchinterval() == pytest.approx(0.007, abs=1e-5)
+    finally:
+        sys.setswitchinterval(0.005)

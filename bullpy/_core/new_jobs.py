@@ -71,32 +71,22 @@ def pack_new_jobs(keys: QueueKeys, rows: Sequence[ImportRow], id_floor: int | No
     """The batch's checks and writes (``eligible(rows)`` must hold)."""
     base = keys.base
     job_keys = [base + row.id for row in rows]
-    used = {"active", "wait", "paused"}
-    hashes: list[bytes] = []
-    n_hashes = 0
-    for row, key in zip(rows, job_keys):
-        hashes.append(pack(("HSET", key, *row.flat)))
-        n_hashes += 1
-        if row.logs:
-            hashes.append(pack(("RPUSH", key + ":logs", *row.logs)))
-            n_hashes += 1
-        if row.debounce_id and row.debounce_ttl is not None:
-            hashes.append(pack(_debounce(base, row)))
-            n_hashes += 1
-        placement = row.placement
-        if placement == "head":
-            if row.priority is not None:
-                used.add("priority")
-        elif placement != "tail":
-            used.add(placement)
+    # Every HSET first, then log rows and debounce keys: commands on different keys, so within the transaction
+    # their order makes no difference; the debounce SETs keep the rows' order (the first row of a deid wins).
+    hashes = [pack(("HSET", key, *row.flat)) for key, row in zip(job_keys, rows)]
+    hashes += [pack(("RPUSH", key + ":logs", *row.logs)) for key, row in zip(job_keys, rows) if row.logs]
+    hashes += [pack(_debounce(base, row)) for row in rows if row.debounce_id and row.debounce_ttl is not None]
+    n_hashes = len(hashes)
+    used = {"active", "wait", "paused"} | {row.placement for row in rows}
+    if any(row.priority is not None for row in rows):
+        used.add("priority")
     type_keys = tuple(k for k in ("active", "wait", "paused", "priority", *_SETS) if k in used)
     commands = [pack(("WATCH", *job_keys, keys("meta-paused"))), pack(("EXISTS", *job_keys)),
                 pack(("EXISTS", *[k + ":logs" for k in job_keys])), pack(("EXISTS", keys("meta-paused"))),
                 pack(("GET", keys("id")))]
     commands += [pack(("TYPE", keys(k))) for k in type_keys]
     commands.append(pack(("MULTI",)))
-    return NewJobs(b"".join(commands), len(commands), b"".join(hashes), n_hashes, id_floor,
-                   type_keys)
+    return NewJobs(b"".join(commands), len(commands), b"".join(hashes), n_hashes, id_floor, type_keys)
 
 
 def _debounce(base: str, row: ImportRow) -> tuple[Any, ...]:

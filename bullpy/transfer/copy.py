@@ -154,23 +154,23 @@ def _transfer(
         floor = src_raw.id_counter()
         # Pass one: ids the target already has; nothing is written.
         check = Tally()
-        checker = ConflictCheck(dst_raw, on_conflict, batch_size, check)
-        scan = Scan(src_raw, full=False, batch_size=batch_size)
-        locked_in_source = 0
-        for rows in _batches(scan, job_states, id_list):
-            for live in rows:
-                if move and live.locked and live.entry.state == "active":
-                    locked_in_source += 1
-                    continue
-                # Ids only were read: the plan's placement is right, its hash empty (not needed here).
-                checker.add(plan(live.entry, to, now))
-        repeats: list[RepeatEntry] = []
-        if "repeat" in wanted and id_list is None:
-            for chunk in read_repeatables(src_raw, batch_size, DEFAULT_POLICY):
-                repeats.extend(chunk)
-                for rep in chunk:
-                    checker.add_repeat(rep.key)
-        checker.flush()
+        with ConflictCheck(dst_raw, on_conflict, batch_size, check) as checker:
+            scan = Scan(src_raw, full=False, batch_size=batch_size)
+            locked_in_source = 0
+            for rows in _batches(scan, job_states, id_list):
+                for live in rows:
+                    if move and live.locked and live.entry.state == "active":
+                        locked_in_source += 1
+                        continue
+                    # Ids only were read: the plan's placement is right, its hash empty (not needed here).
+                    checker.add(plan(live.entry, to, now))
+            repeats: list[RepeatEntry] = []
+            if "repeat" in wanted and id_list is None:
+                for chunk in read_repeatables(src_raw, batch_size, DEFAULT_POLICY):
+                    repeats.extend(chunk)
+                    for rep in chunk:
+                        checker.add_repeat(rep.key)
+            checker.flush()
         missing = tuple(scan.missing)
         if check.conflicts and on_conflict == "error":
             raise ImportConflict(dst_where, check.conflicts, check.conflict_ids)

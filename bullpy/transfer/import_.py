@@ -103,20 +103,20 @@ def import_queue(
         # Pass one: validate everything and look for conflicts; nothing is written.
         check_tally = Tally()
         target_paused = queue.is_paused()
-        checker = ConflictCheck(raw, on_conflict, batch_size, check_tally)
         reader = ExportReader(stream, name=name)
         info: QueueInfo | None = None
-        for item in reader.records():
-            if type(item) is dict:
-                state = item["state"]
-                if state in wanted:
-                    checker.add_job(item["id"], state, _PLACEMENT[state], "damaged" in item)
-            elif isinstance(item, RepeatEntry):
-                if "repeat" in wanted:
-                    checker.add_repeat(item.key)
-            else:
-                info = cast(QueueInfo, item)
-        checker.flush()
+        with ConflictCheck(raw, on_conflict, batch_size, check_tally) as checker:
+            for item in reader.records():
+                if type(item) is dict:
+                    state = item["state"]
+                    if state in wanted:
+                        checker.add_job(item["id"], state, _PLACEMENT[state], "damaged" in item)
+                elif isinstance(item, RepeatEntry):
+                    if "repeat" in wanted:
+                        checker.add_repeat(item.key)
+                else:
+                    info = cast(QueueInfo, item)
+            checker.flush()
         if info is None:  # the reader raises before a file without its queue record ends
             raise ExportFormatError("the file has no queue record", source=name)
         pause_it = restore and info.paused and not target_paused
@@ -134,30 +134,32 @@ def import_queue(
         tally = Tally()
         writer = Target(queue, raw, on_conflict, floor, tally, batch_size)
         stream.seek(start)
-        # Checked whole already: read again, each piece of the file is compared with the first reading before
-        # its records are used, and each batch is written while the next one is read. Each job record becomes
+        # Checked whole already: read again piece by piece, each piece compared with the first reading before its
+        # records are used; each batch is sent while the next one is read and packed. Each job record becomes
         # its arguments for the target directly (``import_rows``), without an object per job.
         reader = ExportReader(stream, name=name, checked=reader.checkpoints)
         rows: list[ImportRow] = []
         sources: list[tuple[str, bool]] = []
         repeats: list[RepeatEntry] = []
         reported = 0
+        every_state = set(wanted) >= set(_PLACEMENT)
         try:
-            for item in reader.records():
-                if type(item) is dict:
-                    state = item["state"]
-                    if state not in wanted:
-                        continue
-                    rows.append(_row(item, state))
-                    sources.append((state, "damaged" in item))
-                    if len(rows) >= batch_size:
-                        writer.write_rows_ahead(rows, sources)
-                        rows, sources = [], []
-                        if progress is not None and writer.jobs_handled > reported:
-                            reported = writer.jobs_handled
-                            progress(reported)
-                elif isinstance(item, RepeatEntry) and "repeat" in wanted:
-                    repeats.append(item)
+            for jobs, others in reader.checked_pieces():
+                if "repeat" in wanted:
+                    repeats += [item for item in others if isinstance(item, RepeatEntry)]
+                if not every_state:
+                    jobs = [record for record in jobs if record["state"] in wanted]
+                rows += [_row(record) for record in jobs]
+                sources += [(record["state"], "damaged" in record) for record in jobs]
+                if len(rows) < batch_size:
+                    continue
+                whole = len(rows) - len(rows) % batch_size
+                for at in range(0, whole, batch_size):
+                    writer.write_rows_ahead(rows[at : at + batch_size], sources[at : at + batch_size])
+                rows, sources = rows[whole:], sources[whole:]
+                if progress is not None and writer.jobs_handled > reported:
+                    reported = writer.jobs_handled
+                    progress(reported)
             writer.write_rows_ahead(rows, sources)
             writer.flush()
         finally:
@@ -175,8 +177,9 @@ _PLACEMENT: Final = {"wait": "head", "paused": "head", "active": "head", "delaye
                      "completed": "completed", "failed": "failed"}
 
 
-def _row(record: dict[str, Any], state: str) -> ImportRow:
+def _row(record: dict[str, Any]) -> ImportRow:
     """A checked job record as ``import_rows`` writes it (the hash as the file holds it)."""
+    state = record["state"]
     flat = record["hash"]
     if len(record) == 5:  # t, id, state, hash, logs: no score, priority or debounce key
         return ImportRow(record["id"], _PLACEMENT[state], flat, record["logs"])

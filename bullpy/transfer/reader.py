@@ -217,15 +217,57 @@ class ExportReader:
         for item in self.records():
             yield _entry(item) if isinstance(item, dict) else item
 
-    def records(self) -> Iterator[dict[str, Any] | RepeatEntry | QueueInfo]:
-        """As iterating, but each job comes as its record, checked, as the file holds it (a dict with ``id``,
-        ``state``, ``hash`` as a flat field, value list, ``logs``...): no object is built per job."""
+    def checked_pieces(self) -> Iterator[tuple[list[dict[str, Any]], list[RepeatEntry | QueueInfo]]]:
+        """A second pass over a file checked whole (opened with ``checked=`` the first pass's ``checkpoints``):
+        its records piece by piece, the job records as the file holds them (as ``records`` gives them) and the
+        others parsed. Each piece is compared with the first reading's checkpoint before its records are
+        unpacked, so a file changed in between raises ``ExportFormatError`` before anything of the changed
+        piece is handed out; the records themselves are not checked again (the bytes are those checked)."""
+        if self._checked is None:
+            raise RuntimeError("checked_pieces() reads a file checked whole: open it with checked=checkpoints")
         if self._iterated:
             raise RuntimeError("an ExportReader can be iterated once; open the file again")
         self._iterated = True
-        checked: list[dict[str, Any] | RepeatEntry | QueueInfo] = []  # read again: records not yet compared
-        again = self._checked is not None
-        parse_job = self._checked_job if again else self._parse_job
+        pending, hashed = self._pending, self._hashed  # the bytes read past the header, not yet hashed
+        for offset in sorted(self._checked):
+            if offset <= hashed:  # the header's own checkpoint
+                continue
+            while self._fed < offset:
+                chunk = self._stream.read(max(CHUNK, offset - self._fed))
+                if not chunk:
+                    raise ExportFormatError("the file changed since it was checked: it is shorter now",
+                                            source=self.name, offset=self._fed)
+                pending += chunk
+                self._fed += len(chunk)
+            piece = bytes(pending[: offset - hashed])
+            del pending[: offset - hashed]
+            self._hasher.update(piece)
+            hashed = self._hashed = offset
+            if self._hasher.copy().digest() != self._checked[offset]:
+                raise ExportFormatError("the file changed since it was checked", source=self.name, offset=offset)
+            unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, use_list=True, max_buffer_size=MAX_RECORD,
+                                        max_array_len=MAX_ITEMS, max_map_len=MAX_KEYS)
+            unpacker.feed(piece)
+            records: list[dict[str, Any]] = list(unpacker)
+            if all(record["t"] == "job" for record in records):
+                yield records, []
+                continue
+            others: list[RepeatEntry | QueueInfo] = [self._parse_repeat(r) if r["t"] == "repeat" else self._parse_queue(r)
+                                                     for r in records if r["t"] in ("repeat", "queue")]
+            yield [r for r in records if r["t"] == "job"], others
+
+    def records(self) -> Iterator[dict[str, Any] | RepeatEntry | QueueInfo]:
+        """As iterating, but each job comes as its record, checked, as the file holds it (a dict with ``id``,
+        ``state``, ``hash`` as a flat field, value list, ``logs``...): no object is built per job."""
+        if self._checked is not None:
+            for jobs, others in self.checked_pieces():
+                yield from jobs
+                yield from others
+            return
+        if self._iterated:
+            raise RuntimeError("an ExportReader can be iterated once; open the file again")
+        self._iterated = True
+        parse_job = self._parse_job
         unpack, tell = self._unpacker.unpack, self._unpacker.tell
         end = self._end
         while True:
@@ -247,13 +289,10 @@ class ExportReader:
             kind = obj.get("t") if type(obj) is dict else None
             if kind == "end":
                 self._hash_through(self._start)  # every byte before the end record
-                yield from checked
                 self._finish(obj)
                 return
             if end - self._hashed >= CHUNK:  # hashed in large pieces: every record is not the end record
                 self._hash_through(end)
-                yield from checked
-                checked.clear()
             if self._queue_info is not None:
                 raise self._error(f"a {kind!r} record after the queue record (only the end record may follow it)")
             item: dict[str, Any] | RepeatEntry | QueueInfo
@@ -266,10 +305,7 @@ class ExportReader:
             else:
                 raise self._error(f"unknown record type {kind!r}" if isinstance(obj, dict)
                                   else f"expected a record (a map), got {type(obj).__name__}")
-            if again:
-                checked.append(item)
-            else:
-                yield item
+            yield item
 
     def _fields(self, obj: dict[str, Any], required: Collection[str], optional: Collection[str] = ()) -> None:
         missing = set(required) - set(obj)
@@ -331,12 +367,6 @@ class ExportReader:
             raise self._error(f"job {job_id!r}: a {state} job needs a numeric 'score', got None")
         self._ids.add(job_id)
         self._counts[state] += 1
-        return obj
-
-    def _checked_job(self, obj: dict[str, Any]) -> dict[str, Any]:
-        self._counts[obj["state"]] += 1
-        if "damaged" in obj:
-            self._damaged += 1
         return obj
 
     def _parse_repeat(self, obj: dict[str, Any]) -> RepeatEntry:

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from ..errors import ImportConflict
 from ..queue import Queue
-from ..raw import Imported, ImportJob, ImportRow, ImportStream, RawQueue
+from ..raw import ExistsCounter, Imported, ImportJob, ImportRow, ImportStream, RawQueue
 from .records import MAX_REPORTED, JobEntry, RepeatEntry
 
 _BATCH_BYTES: Final = 8 * 1024 * 1024  # one script call stays well below Redis' request limits
@@ -182,16 +182,18 @@ class Target:
         and packs the next; ``flush`` waits for them all."""
         if self._stream is None:
             self._stream = self.raw.import_stream()
-        start = 0
-        while start < len(rows):
-            end, size = start, 0
-            while end < len(rows) and end - start < self.batch_size and (end == start or size < _BATCH_BYTES):
-                row = rows[end]
-                size += sum(map(len, row.flat)) + sum(map(len, row.logs)) + 64
-                end += 1
-            packed = self.raw.pack_import(rows[start:end], on_conflict=self.on_conflict, id_floor=self.id_floor)
-            self._tally_rows(self._stream.push(packed, (rows[start:end], sources[start:end])))
-            start = end
+        for start in range(0, len(rows), self.batch_size):
+            self._push(rows[start : start + self.batch_size], sources[start : start + self.batch_size])
+
+    def _push(self, rows: Sequence[ImportRow], sources: Sequence[tuple[str, bool]]) -> None:
+        packed = self.raw.pack_import(rows, on_conflict=self.on_conflict, id_floor=self.id_floor)
+        if len(rows) > 1 and packed.size > _BATCH_BYTES:  # big hashes: halves, until each is small or one job
+            half = len(rows) // 2
+            self._push(rows[:half], sources[:half])
+            self._push(rows[half:], sources[half:])
+            return
+        assert self._stream is not None
+        self._tally_rows(self._stream.push(packed, (rows, sources)))
 
     def flush(self) -> None:
         if self._stream is not None:
@@ -241,12 +243,23 @@ class Target:
 
 
 class ConflictCheck:
-    """Pass one: which ids already exist in the target (and are locked there), batch by batch."""
+    """Pass one: which ids already exist in the target (and are locked there), batch by batch; each batch's
+    EXISTS is on its way while the caller reads the next (``queue.raw.exists_counter()``). Use it as a context
+    manager; ``flush`` answers for everything added."""
 
     def __init__(self, raw: RawQueue, on_conflict: str, batch_size: int, tally: Tally) -> None:
         self.raw, self.on_conflict, self.batch_size, self.tally = raw, on_conflict, batch_size, tally
         self.pending: list[tuple[str, str, str, bool]] = []  # id, source state, placement, damaged
         self.repeats: list[str] = []
+        self._counter: ExistsCounter | None = None
+        self._sent: list[tuple[str, str, str, bool]] | None = None  # its EXISTS is on its way
+
+    def __enter__(self) -> ConflictCheck:  # noqa: PYI034 (typing.Self needs Python 3.11)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._counter is not None:
+            self._counter.close()
 
     def add(self, planned: Planned) -> None:
         self.add_job(planned.entry.id, planned.entry.state, planned.placement, planned.entry.damaged is not None)
@@ -254,35 +267,50 @@ class ConflictCheck:
     def add_job(self, job_id: str, state: str, placement: str, damaged: bool = False) -> None:
         self.pending.append((job_id, state, placement, damaged))
         if len(self.pending) >= self.batch_size:
-            self.flush()
+            self._send()
 
     def add_repeat(self, key: str) -> None:
         self.repeats.append(key)
         if len(self.repeats) >= self.batch_size:
-            self.flush()
+            self._repeats()
 
     def flush(self) -> None:
-        ids = [job_id for job_id, _, _, _ in self.pending]
-        # One EXISTS answers for a batch of new jobs; the script tells which exist, and are locked, otherwise.
-        presence: list[tuple[bool, bool]] = []
-        if ids and not self.raw.count_existing(ids):
+        self._send()
+        if self._sent is not None and self._counter is not None:
+            self._resolve(self._sent, self._counter.finish())
+            self._sent = None
+        self._repeats()
+
+    def _send(self) -> None:
+        if not self.pending:
+            return
+        if self._counter is None:
+            self._counter = self.raw.exists_counter()
+        count = self._counter.push([job_id for job_id, _, _, _ in self.pending])
+        if self._sent is not None:
+            self._resolve(self._sent, count)
+        self._sent, self.pending = self.pending, []
+
+    def _resolve(self, jobs: list[tuple[str, str, str, bool]], existing: int | None) -> None:
+        """Tally a batch: all added when none exists; else the script tells which exist, and are locked."""
+        if not existing:
             # Ready jobs are tallied as "wait"; ready_as() renames them once the target's pause is known.
-            self.tally.record_added(self.pending, "wait")
-        elif ids:
-            presence = self.raw.job_presence(ids)
-        for (job_id, state, placement, damaged), (exists, locked) in zip(self.pending, presence):
+            self.tally.record_added(jobs, "wait")
+            return
+        presence = self.raw.job_presence([job_id for job_id, _, _, _ in jobs])
+        for (job_id, state, placement, damaged), (exists, locked) in zip(jobs, presence):
             if not exists:
                 status = "added"
             elif locked and self.on_conflict == "replace":
                 status = "locked"
             else:
                 status = "replaced" if self.on_conflict == "replace" else "skipped"
-            # Ready jobs are tallied as "wait"; ready_as() renames them once the target's pause is known.
             self.tally.record_job(job_id, state, placement, status, "wait", damaged)
+
+    def _repeats(self) -> None:
         for present in self.raw.has_repeatables(self.repeats) if self.repeats else []:
             if present:
                 self.tally.repeat_present += 1
             else:
                 self.tally.repeat_added += 1
-        self.pending.clear()
         self.repeats.clear()
