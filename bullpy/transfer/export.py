@@ -19,6 +19,7 @@ from typing import IO
 from ..queue import Queue
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..utils import now_ms
+from ._tuning import gc_paused
 from .format import RecordWriter
 from .records import (
     ALL_STATES,
@@ -84,7 +85,7 @@ def export_queue(
     counts: dict[str, int] = {s: 0 for s in JOB_STATES if s in wanted}
     repeatables = 0
     exported_at = now_ms()
-    with queue.raw as raw, _output(out) as stream:
+    with queue.raw as raw, _output(out) as stream, gc_paused():
         writer = RecordWriter(stream)
         writer.write({
             "format": FORMAT, "version": VERSION, "queue": queue.name, "prefix": queue.prefix,

@@ -26,6 +26,7 @@ from typing import IO, Any, Final, Union, cast
 from ..errors import ExportFormatError, ImportConflict
 from ..queue import Queue
 from ..raw import ImportRow
+from ._tuning import gc_paused
 from .format import CHUNK
 from .reader import ExportReader
 from .records import (
@@ -98,7 +99,7 @@ def import_queue(
     check_options(on_conflict, batch_size)
     restore = (states is None) if restore_paused is None else bool(restore_paused)
     target = where(queue)
-    with _opened(source) as (stream, name), queue.raw as raw:
+    with _opened(source) as (stream, name), queue.raw as raw, gc_paused():
         start = stream.tell()
         # Pass one: validate everything and look for conflicts; nothing is written.
         check_tally = Tally()

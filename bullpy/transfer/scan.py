@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
-import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import cast
 
 from ..queue import Queue
 from ..raw import LIST_STATES, HashBatch, RawJob, RawQueue
 from ..retry import RetryPolicy
+from ._tuning import switch_back, switch_fast
 from .records import JobEntry, QueueInfo, RepeatEntry
 
 
@@ -23,32 +22,6 @@ class Live:
 
     entry: JobEntry
     locked: bool
-
-
-# A prefetch thread whose reply has arrived waits for the GIL until the caller's thread gives it up, at most
-# the interpreter's switch interval (5 ms), once per batch: Redis then idles. While a prefetching scan runs, the
-# interval is 0.5 ms (export of a million jobs: about a quarter faster on two cores); then it is restored.
-_SWITCH: Final = 0.0005
-_switching = threading.Lock()
-_fast_scans = 0
-_saved_interval = 0.005
-
-
-def _switch_fast() -> None:
-    global _fast_scans, _saved_interval
-    with _switching:
-        if _fast_scans == 0:
-            _saved_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(_SWITCH, _saved_interval))
-        _fast_scans += 1
-
-
-def _switch_back() -> None:
-    global _fast_scans
-    with _switching:
-        _fast_scans -= 1
-        if _fast_scans == 0:
-            sys.setswitchinterval(_saved_interval)
 
 
 class Scan:
@@ -78,13 +51,13 @@ class Scan:
         self._removed: set[str] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="bullpy-scan") if prefetch else None
         if prefetch:
-            _switch_fast()
+            switch_fast()
 
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
-            _switch_back()
+            switch_back()
 
     def removed(self, ids: Collection[str]) -> None:
         """These ids of the last batch are no longer in the state being scanned."""
