@@ -1,7 +1,8 @@
 """Importing an export file into a queue: validate everything and check conflicts first, then write in batches.
 
 Import validates the whole file, then checks for job ids the target already has, before writing
-anything; then writes in atomic batches (``queue.raw.import_jobs``, lua/import_jobs.lua). Ids, hashes,
+anything; then writes in atomic batches (``queue.raw.import_rows``: a batch of new jobs as one WATCH-guarded
+MULTI/EXEC of plain commands, any other through lua/import_jobs.lua; the keys come out the same). Ids, hashes,
 logs, scores and list order are kept, so an export imported into an empty queue (another prefix, name,
 database or server) reproduces the source's keys. Waiting jobs go to the head end of the target's list
 in their source order (RPUSH): into an empty queue this rebuilds the list exactly, with the ``priority``
@@ -10,8 +11,10 @@ target is paused. Active jobs cannot take their lock along: they are imported as
 very head, the place Bull's stalled-job recovery gives them, so a worker runs them again.
 
 The second pass reads the file again without checking each record twice: each piece of the file is
-compared (SHA-256 so far) with the first pass before its records are used, so a file changed in between
-writes nothing from the changed piece on. Each batch is written in a thread while the next is read.
+compared (SHA-256 so far) with the first pass before its records are unpacked, so a file changed in between
+writes nothing from the changed piece on. Batches go out on one connection without waiting for each other
+(``queue.raw.import_stream()``): Redis writes one while the next is read and packed. ``progress`` counts the
+jobs of the batches Redis has answered; an import stopped midway has written whole batches only.
 """
 
 from __future__ import annotations

@@ -180,8 +180,6 @@ class Target:
         marked damaged) for the tally: batches of at most ``batch_size`` jobs and ~8 MB, each sent on the import
         stream (``queue.raw.import_stream()``) without waiting for it, so Redis writes it while the caller reads
         and packs the next; ``flush`` waits for them all."""
-        if self._stream is None:
-            self._stream = self.raw.import_stream()
         for start in range(0, len(rows), self.batch_size):
             self._push(rows[start : start + self.batch_size], sources[start : start + self.batch_size])
 
@@ -192,7 +190,8 @@ class Target:
             self._push(rows[:half], sources[:half])
             self._push(rows[half:], sources[half:])
             return
-        assert self._stream is not None
+        if self._stream is None:
+            self._stream = self.raw.import_stream()
         self._tally_rows(self._stream.push(packed, (rows, sources)))
 
     def flush(self) -> None:
