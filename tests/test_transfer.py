@@ -688,3 +688,44 @@ def test_export_restores_the_interpreters_switch_interval(make_queue: Callable[.
         assert sys.getswitchinterval() == pytest.approx(0.007, abs=1e-5)
     finally:
         sys.setswitchinterval(0.005)
+
+
+@pytest.mark.parametrize("damage", ["duplicate id", "data not JSON", "unknown state", "no score", "bad custom id",
+                                    "log row not bytes", "unmarked damage after marked"])
+def test_a_bad_job_deep_in_a_big_file_is_named_by_record_and_offset(
+    make_queue: Callable[..., bullpy.Queue], damage: str,
+) -> None:
+    """Job records are checked a piece (~256 kB) at a time; a bad one is still named exactly, wherever it is."""
+    queue = make_queue()
+    queue.add_bulk([{"data": {"i": i, "pad": "x" * 300}} for i in range(2000)])
+    records = decode(export_bytes(queue))
+    k = 1700  # the header is records[0] (record 1), so this is record 1701, well past the first piece
+    bad = records[k]
+    flat = bad["hash"]
+
+    def with_field(flat: list[bytes], name: bytes, value: bytes) -> list[bytes]:
+        at = flat[0::2].index(name) * 2
+        return [*flat[: at + 1], value, *flat[at + 2 :]]
+
+    if damage == "duplicate id":
+        bad["id"] = records[20]["id"]
+    elif damage == "data not JSON":
+        bad["hash"] = with_field(flat, b"data", b"{oops")
+    elif damage == "unknown state":
+        bad["state"] = "limbo"
+    elif damage == "no score":
+        bad["state"] = "delayed"
+    elif damage == "bad custom id":
+        bad["id"] = "wait"
+    elif damage == "log row not bytes":
+        bad["logs"] = ["text, not bin"]
+    else:  # a marked damaged job before it reads; the unmarked bad one after it does not
+        records[k - 1]["hash"] = with_field(records[k - 1]["hash"], b"data", b"{oops")
+        records[k - 1]["damaged"] = "field 'data' is not JSON"
+        bad["hash"] = with_field(flat, b"opts", b"null")
+    data = build(records)
+    with pytest.raises(ExportFormatError) as info:
+        transfer.validate_export(io.BytesIO(data))
+    assert info.value.record == k + 1, str(info.value)
+    assert info.value.offset == sum(len(msgpack.packb(r, use_bin_type=True)) for r in records[:k])
+    assert repr(bad["id"]) in str(info.value) or damage == "bad custom id"
