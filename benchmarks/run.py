@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import math
 import os
 import platform
 import resource
@@ -516,13 +517,15 @@ class Bench:
 
     def markdown(self, worker_jobs: int, produce_jobs: int) -> str:
         redis_info = self.redis.info("server")
+        speed = calibration()
         lines = [
             "# bullpy benchmark results",
             "",
             f"`python benchmarks/run.py --jobs {worker_jobs} --produce-jobs {produce_jobs}`, "
             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. "
             f"{os.cpu_count()} cores, Python {platform.python_version()}, Node {self.node_version}, "
-            f"Redis {redis_info['redis_version']} on {self.url}; "
+            f"Redis {redis_info['redis_version']} on {self.url}; machine speed: a fixed pure-Python loop takes "
+            f"{speed:.2f} s (best of 3; compare it between runs: the machines these run on differ); "
             + ("every client process pinned to core 1 with `taskset -c 1` (the Redis server is not re-pinned)."
                if self.pin else "clients not pinned."),
             f"Each row is the median of {self.repeat} run(s) by jobs/s (all runs listed; contenders interleaved "
@@ -619,6 +622,16 @@ class Bench:
             ]
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+
+def calibration() -> float:
+    """Seconds a fixed pure-Python loop takes (best of three): how fast this machine is, to compare runs."""
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        sum(i * i for i in range(3_000_000))
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def main() -> None:
