@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from typing import Any
 
@@ -44,7 +43,7 @@ from ._output import (
 # completed and failed are listed newest first; lists and the delayed set next-to-run first.
 _NEWEST_FIRST = ("completed", "failed")
 _ID_WINDOW = 10_000  # ids per LRANGE/ZRANGE
-_BATCH = 2000  # jobs per get_job_fields script: a few milliseconds of Redis time each
+_BATCH = 2000  # jobs per batch (read 500 a command: a few milliseconds of Redis time each)
 
 #: The keys of a job row in JSON and CSV (Bull's raw values: epoch ms, parsed data).
 #: ``damaged`` says why a job's hash is not what Bull writes (None for a healthy job).
@@ -64,40 +63,27 @@ def _number(value: Any) -> int:
         return 0
 
 
-def _joined(values: Iterable[Any]) -> str:
-    """Field values (str from bullpy's clients; bytes decoded) joined by NULs, which no needle crosses."""
-    values = list(values)
-    try:
-        return "\x00".join(filter(None, values))
-    except TypeError:  # bytes from a client that does not decode
-        return "\x00".join(v if isinstance(v, str) else text(v) for v in values if v is not None)
-
-
 def _batches(queue: Queue, state: str, fields: list[str], asc: bool) -> Iterator[tuple[list[str], list[list[Any]]]]:
-    """(ids, their fields) batch after batch; the next batch is read while the caller tests this one."""
-    def fetch(start: int) -> tuple[list[str], list[list[Any]]]:
-        ids = queue.get_ranges([state], start, start + _BATCH - 1, asc=asc)
-        return ids, queue.get_job_fields(ids, fields, batch_size=_BATCH) if ids else []
+    """(ids, per field its values as Redis holds them) batch after batch: ``queue.raw.iter_state_fields``, whose
+    ``SORT_RO ... GET`` reads the fields in C (the next batch already on its way while the caller tests this one)."""
+    with queue.raw as raw:
+        for batch in raw.iter_state_fields(state, fields, asc=asc, batch_size=_BATCH):
+            yield batch.ids, [list(column) for column in batch.columns]
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bullpy-find") as pool:
-        start = 0
-        pending = pool.submit(fetch, start)
-        while True:
-            ids, rows = pending.result()
-            if not ids:
-                return
-            start += _BATCH
-            pending = pool.submit(fetch, start)
-            yield ids, rows
+
+def _blob(values: Iterable[bytes | str | None]) -> str:
+    """Values joined by NULs (which no needle crosses) as one text, decoded in one step."""
+    present = [v if isinstance(v, bytes) else str(v).encode() for v in values if v is not None]
+    return b"\x00".join(present).decode("utf-8", "replace")
 
 
 def find_ids(queue: Queue, states: Sequence[str], *, since_ms: int | None = None, grep: str | None = None
              ) -> Iterator[tuple[str, str]]:
     """(state, id) of the jobs that match, state by state, in each state's order.
 
-    Without ``grep`` and ``since_ms`` only ids are read. With them, only the few hash fields they test,
-    2000 jobs per script call (a few milliseconds of Redis time each: Redis is never held for long), the
-    next batch read while this one is tested.
+    Without ``grep`` and ``since_ms`` only ids are read. With them, only the few hash fields they test, by
+    ``SORT_RO ... GET`` of 500 jobs a command (a few milliseconds of Redis time each: Redis is never held for
+    long; pipelined HMGETs where Redis refuses SORT), the next batch read while this one is tested.
     """
     cutoff = now_ms() - since_ms if since_ms is not None else None
     needle = grep.casefold() if grep else None
@@ -112,19 +98,19 @@ def find_ids(queue: Queue, states: Sequence[str], *, since_ms: int | None = None
         fields = ["name", "data", "returnvalue" if state == "completed" else "failedReason"]
         if cutoff is not None:
             fields += ["timestamp", "processedOn", "finishedOn"]
-        for ids, rows in _batches(queue, state, fields, asc=not newest_first):
+        for ids, columns in _batches(queue, state, fields, asc=not newest_first):
             # Most batches hold no match: one case-folded search over the whole batch rules them out.
-            if needle is not None and needle not in (_joined(ids) + "\x00" + _joined(
-                    chain.from_iterable(row[:3] for row in rows))).casefold():
+            if needle is not None and needle not in ("\x00".join(ids) + "\x00" + _blob(
+                    chain.from_iterable(columns[:3]))).casefold():
                 continue
             older = 0
-            for job_id, row in zip(ids, rows):
+            for job_id, row in zip(ids, zip(*columns)):
                 if row[0] is None and row[1] is None:
-                    continue  # removed meanwhile
+                    continue  # removed meanwhile, or not a job hash
                 if cutoff is not None and (_number(row[5]) or _number(row[4]) or _number(row[3])) < cutoff:
                     older += 1
                     continue
-                if needle is not None and needle not in (job_id + "\x00" + _joined(row[:3])).casefold():
+                if needle is not None and needle not in (job_id + "\x00" + _blob(row[:3])).casefold():
                     continue
                 yield state, job_id
             # completed/failed are ordered by finish time: once a batch is all older, so is the rest.
