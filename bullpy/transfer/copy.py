@@ -185,20 +185,23 @@ def _transfer(
         writer = Target(target, dst_raw, on_conflict, floor, tally, batch_size)
         scan = Scan(src_raw, full=True, batch_size=batch_size)
         done = 0
-        for rows in _batches(scan, job_states, id_list):
-            planned = []
-            for live in rows:
-                if move and live.locked and live.entry.state == "active":
-                    tally.locked_in_source += 1
-                    continue
-                planned.append(plan(live.entry, to, now))
-            statuses = writer.write(planned)
-            if move:
-                written = [p for p, s in zip(planned, statuses) if s in ("added", "replaced")]
-                scan.removed(_remove_moved(src_raw, written, tally))
-            done += len(rows)
-            if progress is not None and rows:
-                progress(done)
+        try:
+            for rows in _batches(scan, job_states, id_list):
+                planned = []
+                for live in rows:
+                    if move and live.locked and live.entry.state == "active":
+                        tally.locked_in_source += 1
+                        continue
+                    planned.append(plan(live.entry, to, now))
+                statuses = writer.write(planned)
+                if move:
+                    written = [p for p, s in zip(planned, statuses) if s in ("added", "replaced")]
+                    scan.removed(_remove_moved(src_raw, written, tally))
+                done += len(rows)
+                if progress is not None and rows:
+                    progress(done)
+        finally:
+            writer.close()
         writer.finish(repeats, {})
         if move and repeats:
             for i in range(0, len(repeats), batch_size):

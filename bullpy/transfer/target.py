@@ -46,10 +46,6 @@ class Planned:
     def ready(self) -> bool:
         return self.placement in _READY
 
-    def size(self) -> int:
-        fields = self.fields
-        return sum(map(len, fields)) + sum(map(len, fields.values())) + sum(map(len, self.entry.logs)) + 64
-
     def job(self) -> ImportJob:
         entry = self.entry
         deid = self.fields.get(b"deid", b"") if entry.debounce_ttl is not None else b""
@@ -96,10 +92,6 @@ class Tally:
         self.repeat_added = self.repeat_present = 0
         self.removed = self.locked_in_source = self.changed = self.already_waiting = 0
         self.damaged = 0
-
-    def record(self, planned: Planned, status: str, ready_state: str) -> None:
-        self.record_job(planned.entry.id, planned.entry.state, planned.placement, status, ready_state,
-                        planned.entry.damaged is not None)
 
     def record_job(self, job_id: str, state: str, placement: str, status: str, ready_state: str,
                    damaged: bool = False) -> None:
@@ -163,17 +155,13 @@ class Target:
         self._stream: ImportStream | None = None
 
     def write(self, planned: Sequence[Planned]) -> list[str]:
-        """Write jobs, in sub-batches of at most ``batch_size`` jobs and ~8 MB; one status per job."""
+        """Write jobs and wait for them (the same batches as ``write_rows_ahead``); one status per job."""
+        rows = [item.job().row() for item in planned]
+        sources = [(item.entry.state, item.entry.damaged is not None) for item in planned]
         statuses: list[str] = []
-        start = 0
-        while start < len(planned):
-            end, size = start, 0
-            while end < len(planned) and end - start < self.batch_size and (end == start or size < _BATCH_BYTES):
-                size += planned[end].size()
-                end += 1
-            statuses.extend(self._write_batch(planned[start:end]))
-            start = end
-        return statuses
+        for start in range(0, len(rows), self.batch_size):
+            statuses += self._push(rows[start : start + self.batch_size], sources[start : start + self.batch_size])
+        return statuses + self.flush()
 
     def write_rows_ahead(self, rows: Sequence[ImportRow], sources: Sequence[tuple[str, bool]]) -> None:
         """``write`` for jobs as ``import_rows`` takes them, with per job (its state in the source, whether it is
@@ -183,20 +171,19 @@ class Target:
         for start in range(0, len(rows), self.batch_size):
             self._push(rows[start : start + self.batch_size], sources[start : start + self.batch_size])
 
-    def _push(self, rows: Sequence[ImportRow], sources: Sequence[tuple[str, bool]]) -> None:
+    def _push(self, rows: Sequence[ImportRow], sources: Sequence[tuple[str, bool]]) -> list[str]:
+        """Send a batch; the statuses of the batches Redis has answered meanwhile, in order."""
         packed = self.raw.pack_import(rows, on_conflict=self.on_conflict, id_floor=self.id_floor)
         if len(rows) > 1 and packed.size > _BATCH_BYTES:  # big hashes: halves, until each is small or one job
             half = len(rows) // 2
-            self._push(rows[:half], sources[:half])
-            self._push(rows[half:], sources[half:])
-            return
+            return self._push(rows[:half], sources[:half]) + self._push(rows[half:], sources[half:])
         if self._stream is None:
             self._stream = self.raw.import_stream()
-        self._tally_rows(self._stream.push(packed, (rows, sources)))
+        return self._tally_rows(self._stream.push(packed, (rows, sources)))
 
-    def flush(self) -> None:
-        if self._stream is not None:
-            self._tally_rows(self._stream.flush())
+    def flush(self) -> list[str]:
+        """Wait for every batch sent; the statuses not returned before."""
+        return self._tally_rows(self._stream.flush()) if self._stream is not None else []
 
     def close(self) -> None:
         """Release the stream's connection (closed instead if a batch is still on its way after an error)."""
@@ -204,7 +191,8 @@ class Target:
             self._stream.close()
             self._stream = None
 
-    def _tally_rows(self, done: Sequence[tuple[Any, Imported]]) -> None:
+    def _tally_rows(self, done: Sequence[tuple[Any, Imported]]) -> list[str]:
+        statuses: list[str] = []
         for (rows, sources), reply in done:
             if reply.conflicts:
                 raise ImportConflict(where(self.queue), len(reply.conflicts), reply.conflicts,
@@ -217,17 +205,8 @@ class Target:
                     self.tally.record_job(row.id, state, row.placement, status, self.ready_state, damaged)
             self.jobs_written += sum(1 for s in reply.statuses if s in ("added", "replaced"))
             self.jobs_handled += len(rows)
-
-    def _write_batch(self, batch: Sequence[Planned]) -> list[str]:
-        reply = self.raw.import_jobs([item.job() for item in batch], on_conflict=self.on_conflict,
-                                     id_floor=self.id_floor)
-        if reply.conflicts:
-            raise ImportConflict(where(self.queue), len(reply.conflicts), reply.conflicts, written=self.jobs_written)
-        for item, status in zip(batch, reply.statuses):
-            self.tally.record(item, status, self.ready_state)
-        self.jobs_written += sum(1 for s in reply.statuses if s in ("added", "replaced"))
-        self.jobs_handled += len(batch)
-        return reply.statuses
+            statuses += reply.statuses
+        return statuses
 
     def finish(self, repeats: Sequence[RepeatEntry], metrics: Mapping[str, tuple[bytes, ...]]) -> None:
         """Repeatable definitions, metrics (only where the target has none) and the id counter."""
