@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
-from . import connection
 from ._core import new_jobs, raw_scripts, scripts
 from ._core.raw_scripts import Imported, ImportRow
 from ._import_stream import ExistsCounter, ImportStream, Packed, PackedImport
@@ -44,8 +43,8 @@ class ImportWrites(FieldReads):
 
     def pack_import(self, rows: Sequence[ImportRow], *, on_conflict: str = "error",
                     id_floor: int | None = None) -> PackedImport:
-        """``import_rows`` packed for the wire, to ``send_import`` later (from another thread: a batch is packed
-        while the one before is written)."""
+        """``import_rows`` packed for the wire, to ``send_import`` or an ``import_stream`` later (a batch is
+        packed while the one before is written)."""
         if on_conflict not in ("error", "skip", "replace"):
             raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
         if _pack_command is not None and not self._no_tx and new_jobs.eligible(rows):
@@ -74,25 +73,6 @@ class ImportWrites(FieldReads):
 
     def count_existing(self, ids: Sequence[str]) -> int:
         """How many of these jobs have a key (one EXISTS)."""
-        if not ids:
-            return 0
-        client = self._bytes()[0]
-        base = self.queue.keys.job("")
-        keys = [base + str(i) for i in ids]
-        if _pack_command is None:
-            with connection.unavailable_as_error(client, keys=self.queue.keys):
-                return int(client.exists(*keys))
-        # Packed by hiredis: redis-py's packing of a few hundred keys costs more than Redis' lookups.
-        conn = self._connection(client)
-        clean = False
-        try:
-            with connection.unavailable_as_error(client, keys=self.queue.keys):
-                conn.send_packed_command([_pack_command(cast(Any, ("EXISTS", *keys)))])
-                count = int(conn.read_response())
-            clean = True
-            return count
-        finally:
-            if not clean:
-                conn.disconnect()
-            client.connection_pool.release(conn)
-
+        with self.exists_counter() as counter:
+            counter.push(ids)
+            return counter.finish() or 0

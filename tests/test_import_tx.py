@@ -168,3 +168,28 @@ def test_batches_of_big_hashes_are_split_by_size(make_redis_server: Callable[...
     # are compared instead.
     assert keyspace(client, "dst") == keyspace(client, "src")
     source.close()
+
+
+def test_without_hiredis_the_script_writes_the_same_keys(make_redis_server: Callable[..., Any], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py without hiredis packs nothing ahead: conflicts are counted by plain EXISTS and every batch goes
+    through the script, with the same result."""
+    server = make_redis_server()
+    client = server.client()
+    source = bullpy.Queue("src", server.url(), prefix="src")
+    fill(source)
+    path = tmp_path / "q.bullpy"
+    transfer.export_queue(source, path)
+    transfer.import_queue(path, bullpy.Queue("dst", server.url(), prefix="tx"), batch_size=2)
+    for module in ("bullpy._import_stream", "bullpy._raw_import", "bullpy.raw"):
+        monkeypatch.setattr(f"{module}._pack_command", None)
+    target = bullpy.Queue("dst", server.url(), prefix="plain")
+    before = calls(client, "watch")
+    assert transfer.import_queue(path, target, batch_size=2, dry_run=True).jobs == 9
+    summary = transfer.import_queue(path, target, batch_size=2)
+    assert summary.jobs == 9 and calls(client, "watch") == before
+    assert dumps(client, "plain") == dumps(client, "tx")
+    with pytest.raises(transfer.ImportConflict):
+        transfer.import_queue(path, target, batch_size=2)  # the ids exist now: counted without hiredis too
+    source.close()
+    target.close()
