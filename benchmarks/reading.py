@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -242,6 +243,61 @@ def py(server: Server, mode: str, *args: Any) -> dict[str, Any]:
     return run_child(server, [sys.executable, str(Path(__file__).resolve()), "--child", mode, *map(str, args)])
 
 
+IMPORT_BATCH = 250  # import_queue's default batch
+
+
+def pipe_ceiling(server: Server, path: str, base: str) -> dict[str, Any] | None:
+    """Redis's own ceiling for import's writes: the export file's jobs as HSETs and pushes, packed into a file
+    of Redis commands beforehand (not timed), then sent by ``redis-cli --pipe``; deleted after. None without
+    redis-cli or hiredis."""
+    cli = shutil.which("redis-cli")
+    try:
+        import hiredis
+        import msgpack
+    except ImportError:
+        return None
+    if cli is None:
+        return None
+    pack = hiredis.pack_command
+    resp = path + ".resp"
+    with open(path, "rb") as source, open(resp, "wb") as out:
+        ready: list[str] = []
+        scored: dict[str, list[Any]] = {}
+
+        def placements() -> None:
+            if ready:
+                out.write(pack(("RPUSH", base + "wait", *ready)))
+            for state, members in scored.items():
+                out.write(pack(("ZADD", base + state, *members)))
+            ready.clear()
+            scored.clear()
+
+        jobs = 0
+        for record in msgpack.Unpacker(source, raw=False):
+            if not isinstance(record, dict) or record.get("t") != "job":
+                continue
+            out.write(pack(("HSET", base + record["id"], *record["hash"])))
+            if record["state"] in ("wait", "paused", "active"):
+                ready.append(record["id"])
+            else:
+                scored.setdefault(record["state"], []).extend((repr(float(record.get("score") or 0)), record["id"]))
+            jobs += 1
+            if jobs % IMPORT_BATCH == 0:
+                placements()
+        placements()
+    url = urllib.parse.urlsplit(server.url)
+    argv = [cli, "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 6379), "-n", (url.path or "/0")[1:] or "0"]
+    with open(resp, "rb") as commands:
+        redis_cpu = server.cpu()
+        t0 = time.perf_counter()
+        subprocess.run([*argv, "--pipe"], stdin=commands, check=True, capture_output=True)
+        seconds = time.perf_counter() - t0
+        redis_cpu = server.cpu() - redis_cpu
+    os.unlink(resp)
+    unlink_matching(server.client, base + "*", batch=5000)
+    return {"seconds": seconds, "redis_cpu_s": redis_cpu}
+
+
 def slowest(server: Server) -> str:
     """The SLOWLOG of the run by command (scripts by name): how many calls took over 10 ms, the longest."""
     import hashlib
@@ -370,6 +426,20 @@ def main() -> None:
                              f"{result['extra_mb']:,.0f} MB.")
             notes.append(f"export file: {os.path.getsize(path) / 2**20:,.0f} MB.")
         notes.append(slowest(server))
+        if "transfer" in only:
+            # After SLOWLOG is read: deleting the imported copy and the ceiling's own pushes are not ours to count.
+            print("Redis's ceiling for the import's writes (redis-cli --pipe)", flush=True)
+            server.delete(target_prefix)
+            ceiling = pipe_ceiling(server, path, f"{target_prefix}-ceiling:big:")
+            if ceiling is not None:
+                rate = n / ceiling["seconds"]
+                ours = imported["rows"] / imported["seconds"]
+                rows.append(("import / Redis's own ceiling (the same writes, unchecked, from `redis-cli --pipe`)",
+                             f"{ours / rate:.2f} ({ours:,.0f} / {rate:,.0f} jobs/s)", "", ""))
+                notes.append(f"the ceiling: every job's HSET and its list push or zset add, {IMPORT_BATCH} ids a "
+                             f"push, packed in advance and piped by `redis-cli --pipe` (C, no Python): "
+                             f"{ceiling['seconds']:.2f} s, Redis CPU {ceiling['redis_cpu_s']:.2f} s. No validation, no "
+                             "conflict or type checks, no transaction: what Redis alone can take on this machine.")
     finally:
         if args.redis_url:
             server.delete(prefix)
