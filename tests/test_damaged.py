@@ -231,3 +231,19 @@ def test_migration_moves_the_healthy_jobs_and_leaves_the_damaged_in_bull(corpus:
     assert left == set(corpus.damaged)  # left in Bull, untouched (the id with no hash too)
     for job_id in corpus.healthy:  # BullMQ's queue is on the same server and db here
         assert raw.hget(f"{other_prefix}:{queue.name}:{job_id}", "data") is not None
+
+
+_NAMES = [b"data", b"opts", b"name", b"x", b"timestamp"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from([*_NAMES, b"{}"])), max_size=6)))
+def test_the_guessed_layout_of_data_and_opts_never_changes_what_is_read(hashes: list[list[tuple[bytes, bytes]]]) -> None:
+    """Export and import look for data and opts where the last hash had them: whatever the hashes before, the
+    values read are those a search of the whole hash finds, a value equal to a field's name included. (Field
+    names are unique: Redis hashes, and file records, which the reader checks first.)"""
+    from bullpy.transfer import format as fmt
+
+    for pairs in hashes:
+        flat = [item for name, value in dict(pairs).items() for item in (name, value)]
+        assert fmt._data_and_opts(flat) == (fmt.field_value(flat, b"data"), fmt.field_value(flat, b"opts"))
