@@ -142,7 +142,9 @@ def test_failover_during_mixed_fleet_processing_completes_every_job_exactly_once
     def handle(job: bullpy.Job) -> dict[str, Any]:
         with runs_lock:
             py_runs.append(job.id)
-        time.sleep(0.002)
+        # 10 ms a job (Node's too): 2,000 jobs take about 2.5 s, so the promotion, about a second after the
+        # trigger, lands while both fleets are still working (at 2 ms they often finished on the old master).
+        time.sleep(0.01)
         return {"by": "python", "n": job.data["n"]}
 
     worker = Worker(queue, handle, concurrency=4, lock_duration=3000, stalled_interval=1000, max_stalled_count=100,
@@ -151,7 +153,7 @@ def test_failover_during_mixed_fleet_processing_completes_every_job_exactly_once
     first_master = sentinel_group.master().client()
     record: dict[str, float] = {}
     with Peer(sentinel_group.url, request_timeout=60) as peer:
-        peer.process(node_queue, concurrency=4, behaviour={"sleep": 2})
+        peer.process(node_queue, concurrency=4, behaviour={"sleep": 10})
         worker.start()
         thread = _fail_over_when(sentinel_group, lambda: first_master.zcard(f"{PREFIX}:{name}:completed") >= total // 4,
                                  record)
