@@ -13,7 +13,8 @@ from ._core.keys import READ_ONLY_SCRIPTS
 from ._core.ops import Batch, Op, Step, run_sync
 from ._core.reads import Read
 from ._core.scripts import SOURCES, Call
-from .connection import bytes_client, close_client, unavailable_as_error, wrong_type_detail
+from ._refusals import unavailable_as_error, wrong_type_detail
+from .connection import bytes_client, close_client
 
 if TYPE_CHECKING:
     from ._core.keys import QueueKeys

@@ -14,7 +14,7 @@ import redis as _redis
 
 from ._core import scripts
 from ._core.work import clock_offset
-from .connection import as_bull_error, unavailable_as_error
+from ._refusals import as_bull_error, unavailable_as_error
 from .utils import now_ms
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 import redis as _redis
 
-from . import connection
+from . import _refusals
 from ._core import new_jobs, scripts
 from ._core.raw_scripts import Imported, ImportRow
 
@@ -174,13 +174,13 @@ class ImportStream:
     def _send(self, data: bytes) -> None:
         if not data:
             return
-        with connection.unavailable_as_error(self._client, keys=self._raw.queue.keys):
+        with _refusals.unavailable_as_error(self._client, keys=self._raw.queue.keys):
             if self._conn is None:
                 self._conn = self._raw._connection(self._client)
             self._conn.send_packed_command([data])
 
     def _read(self, n: int) -> list[Any]:
-        with connection.unavailable_as_error(self._client, keys=self._raw.queue.keys):
+        with _refusals.unavailable_as_error(self._client, keys=self._raw.queue.keys):
             return replies(self._conn, n)
 
     def _checks(self, packed: PackedImport, tag: Any) -> bytes:
@@ -290,11 +290,11 @@ class ExistsCounter:
         """Count a batch; the count of the batch pushed before it (None for the first)."""
         keys = [self._raw.queue.keys.base + str(i) for i in ids]
         if _pack_command is None or not ids:
-            with connection.unavailable_as_error(self._client, keys=self._raw.queue.keys):
+            with _refusals.unavailable_as_error(self._client, keys=self._raw.queue.keys):
                 count = int(self._client.exists(*keys)) if keys else 0
             previous, self._previous = self.finish(), count
             return previous
-        with connection.unavailable_as_error(self._client, keys=self._raw.queue.keys):
+        with _refusals.unavailable_as_error(self._client, keys=self._raw.queue.keys):
             if self._conn is None:
                 self._conn = self._raw._connection(self._client)
             # Packed by hiredis: redis-py's packing of a few hundred keys costs more than Redis' lookups.
@@ -306,7 +306,7 @@ class ExistsCounter:
     def finish(self) -> int | None:
         """The count of the last batch pushed (None if there is none)."""
         if self._in_flight:
-            with connection.unavailable_as_error(self._client, keys=self._raw.queue.keys):
+            with _refusals.unavailable_as_error(self._client, keys=self._raw.queue.keys):
                 self._in_flight = False
                 return self._read()
         previous, self._previous = self._previous, None

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis as _redis
 
-from . import connection
+from . import _refusals
 from ._core import options as _options
 from ._core import scripts
 from ._core.codec import text as _text
@@ -31,7 +31,7 @@ class InspectionReads:
         """``command(pipe, id)`` for each id, in plain pipelines of ``size``; the replies in order."""
         replies: list[Any] = []
         for start in range(0, len(ids), size):
-            with connection.unavailable_as_error(self.client, keys=self.keys), self.client.pipeline(transaction=False) as pipe:
+            with _refusals.unavailable_as_error(self.client, keys=self.keys), self.client.pipeline(transaction=False) as pipe:
                 for job_id in ids[start : start + size]:
                     command(pipe, str(job_id))
                 replies.extend(pipe.execute())
@@ -58,7 +58,7 @@ class InspectionReads:
     def _scan_job_ids(self, count: int) -> Iterator[str]:
         base = self.keys.base
         pattern = scripts.glob_escape(base) + "*"
-        with connection.unavailable_as_error(self.client, keys=self.keys):
+        with _refusals.unavailable_as_error(self.client, keys=self.keys):
             try:
                 for key in self.client.scan_iter(match=pattern, count=count, _type="hash"):
                     job_id = _job_id_of(_text(key), base)
@@ -97,7 +97,7 @@ class InspectionReads:
                 asked.append((str(job_id), [head + suffix for suffix in _PRESENCE_KEYS]))
         if not asked:
             return set()
-        with connection.unavailable_as_error(self.client, keys=self.keys), self.client.pipeline(transaction=False) as pipe:
+        with _refusals.unavailable_as_error(self.client, keys=self.keys), self.client.pipeline(transaction=False) as pipe:
             for _, keys in asked:
                 pipe.exists(*keys)
             replies = pipe.execute()

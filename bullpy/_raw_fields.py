@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis as _redis
 
-from . import connection
+from . import _refusals
 from ._core import raw_scripts
 from .utils import text
 
@@ -79,7 +79,7 @@ class FieldReads:
         client = self._bytes()[0]
         key, base = self.queue.keys.state(state), self.queue.keys.job("")
         if start < 0 or stop < -1:
-            with connection.unavailable_as_error(client, keys=self.queue.keys):
+            with _refusals.unavailable_as_error(client, keys=self.queue.keys):
                 total = int(client.llen(key) if state in LIST_STATES else client.zcard(key))
             start = max(start + total, 0) if start < 0 else start
             if stop < -1:
@@ -105,7 +105,7 @@ class FieldReads:
 
         first = None
         if "*" not in base:
-            with connection.unavailable_as_error(client, keys=self.queue.keys):
+            with _refusals.unavailable_as_error(client, keys=self.queue.keys):
                 for command in ("SORT_RO", "SORT"):  # SORT_RO: Redis 7.0 and later; SORT is a write command
                     try:
                         first = client.execute_command(command, *sort[1:], start, page(start), *tail)  # type: ignore[no-untyped-call]
@@ -130,7 +130,7 @@ class FieldReads:
                 # Keep about two batches of 1,000 jobs asked ahead, so Redis always has the next one to read while
                 # this one is decoded (a request past the end costs Redis an empty reply).
                 while not last and len(in_flight) < ahead and (stop == -1 or asked <= stop):
-                    with connection.unavailable_as_error(client, keys=self.queue.keys):
+                    with _refusals.unavailable_as_error(client, keys=self.queue.keys):
                         conn.send_command(*sort, asked, page(asked), *tail)
                     in_flight.append(asked)
                     asked += page(asked)
@@ -144,10 +144,10 @@ class FieldReads:
                     gathered = []
                 if done:
                     break
-                with connection.unavailable_as_error(client, keys=self.queue.keys):
+                with _refusals.unavailable_as_error(client, keys=self.queue.keys):
                     reply = conn.read_response()
                 position = in_flight.popleft()
-            with connection.unavailable_as_error(client, keys=self.queue.keys):
+            with _refusals.unavailable_as_error(client, keys=self.queue.keys):
                 while in_flight:  # requests past the end: empty replies
                     conn.read_response()
                     in_flight.popleft()
@@ -183,13 +183,13 @@ class FieldReads:
             for ids in itertools.chain(windows(), [None]):
                 if ids:
                     keys = [base + i.encode() for i in ids]
-                    with connection.unavailable_as_error(client, keys=self.queue.keys):
+                    with _refusals.unavailable_as_error(client, keys=self.queue.keys):
                         conn.send_packed_command([b"".join([b"%b$%d\r\n%b\r\n%b" % (head, len(k), k, tail)
                                                             for k in keys])])
                 if pending is not None:
                     rows: list[Any] = []
                     refused: dict[int, str] = {}
-                    with connection.unavailable_as_error(client, keys=self.queue.keys):
+                    with _refusals.unavailable_as_error(client, keys=self.queue.keys):
                         for i in range(len(pending)):
                             try:
                                 rows.append(conn.read_response())
@@ -207,7 +207,7 @@ class FieldReads:
     @staticmethod
     def _connection(client: _redis.Redis) -> Any:
         pool = client.connection_pool
-        with connection.unavailable_as_error(client):
+        with _refusals.unavailable_as_error(client):
             try:
                 return pool.get_connection()
             except TypeError:  # redis-py before 5.3 wants a command name

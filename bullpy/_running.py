@@ -23,7 +23,7 @@ from ._core.codec import to_json
 from ._core.jobhash import parse_job_hash, parse_job_hash_deep
 from ._core.work import completed_payload, failed_attempt, keep_jobs
 from ._handlers import handler_stack
-from .connection import unavailable_as_error
+from ._refusals import unavailable_as_error
 from .errors import JobTimeout, MissingHandler
 from .job import Job
 from .utils import now_ms

@@ -34,7 +34,7 @@ JSON numbers (``add_frame``).
 
 Bad arguments raise the builtin ``ValueError``/``TypeError`` before anything reaches Redis.
 redis-py's own errors pass through unwrapped unless bullpy can add facts to them: where the server is, which
-ACL user, which bullpy script (``bullpy.connection.unavailable_as_error`` does the wrapping). The original
+ACL user, which bullpy script (``bullpy._refusals.unavailable_as_error`` does the wrapping). The original
 redis-py error stays reachable as ``__cause__``; no message ever carries a password.
 """
 

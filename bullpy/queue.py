@@ -15,7 +15,7 @@ if sys.version_info >= (3, 12):
 else:  # pragma: no cover
     from typing_extensions import Unpack
 
-from . import _cluster, connection, events
+from . import _cluster, _refusals, connection, events
 from ._core import ops, reads, scripts, stats
 from ._core import options as _options
 from ._core.cluster import check_one_slot
@@ -27,10 +27,10 @@ from ._core.repeat import RepeatableJob
 from ._core.stats import QueueStats
 from ._facade import ScriptRunner
 from ._inspection import InspectionReads
+from ._management import QueueManagement
 from .job import Job
 from .raw import RawQueue
 from .retry import RetryPolicy
-from .retry import call as _retrying
 from .schema import check_data, check_items, parse_schema
 from .server import Server
 from .utils import now_ms
@@ -42,7 +42,7 @@ __all__ = ["CLEAN_STATES", "DEFAULT_COUNT_TYPES", "METRICS_TYPES", "JobLogs", "M
            "find_queues"]
 
 
-class Queue(InspectionReads):
+class Queue(QueueManagement, InspectionReads):
     """A Bull queue, read and written with Bull's exact Redis layout.
 
     Args:
@@ -121,7 +121,7 @@ class Queue(InspectionReads):
         the incident where an operator needs them. ``plain`` goes straight to the plain pipeline (no MULTI,
         which a ``+@read`` ACL user may not run).
         """
-        with connection.unavailable_as_error(self.client, keys=self.keys):
+        with _refusals.unavailable_as_error(self.client, keys=self.keys):
             if plain:
                 with self.client.pipeline(transaction=False) as pipe:
                     fill(pipe)
@@ -411,77 +411,6 @@ class Queue(InspectionReads):
         """
         return reads.workers_in(self.server.client_list(), self.keys)
 
-    # --- management -------------------------------------------------------------------------------------
-    def pause(self) -> None:
-        """Pause the queue globally: every worker, Node or Python, stops taking jobs."""
-        self._run(scripts.pause(self.keys, True))
-
-    def resume(self) -> None:
-        """Resume a globally paused queue."""
-        self._run(scripts.pause(self.keys, False))
-
-    def is_paused(self) -> bool:
-        """True when the queue is globally paused (``meta-paused`` or BullMQ's ``meta.paused``)."""
-        return self._runner.read(reads.is_paused(self.keys))
-
-    def clean(self, grace_ms: int, status: str = "completed", limit: int = 0, *, dry_run: bool = False,
-              retry: RetryPolicy | None = None, batch_size: int = 1000) -> list[str]:
-        """Remove jobs of ``status`` older than ``grace_ms`` (never locked ones); returns their ids, in Node's order.
-
-        Works in steps of at most ``batch_size`` jobs and a few milliseconds each, so Redis serves everyone
-        else meanwhile whatever the queue's size; the outcome is that of Node's one call, except that jobs
-        added, taken or removed during the clean may or may not be included (docs/divergences.md).
-        ``dry_run`` walks the same jobs and returns the ids it would remove, removing nothing. ``retry``: a
-        policy under which a clean cut by a Redis restart or failover starts again (Bull's clean removes what
-        still matches) and the ids of every run are returned; default: one try.
-        """
-        plan = ops.plan_clean(grace_ms, status, limit, batch_size, now_ms())
-        taken: dict[str, None] = {}
-
-        def run() -> list[str]:
-            return self._runner.drive(ops.clean(self.keys, plan, dry_run, taken))
-
-        return run() if retry is None else _retrying(run, client=self.client, what="clean", policy=retry)
-
-    def empty(self, *, batch_size: int = 1000) -> int:
-        """Remove every waiting, paused and delayed job; returns how many.
-
-        In steps of at most ``batch_size`` jobs and a few milliseconds each (Node's empty is not atomic
-        either): a job added during the empty may or may not be removed.
-        """
-        return self._runner.drive(ops.empty(self.keys, batch_size))
-
-    def obliterate(self, *, force: bool = False, count: int = 1000) -> None:
-        """Delete the whole queue: pauses it, then removes jobs and keys in steps of at most ``count`` jobs
-        and a few milliseconds each.
-
-        Refuses while jobs are active unless ``force``.
-        """
-        self._runner.drive(ops.obliterate(self.keys, force, count))
-
-    def retry_jobs(self, count: int = 1000, *, state: str = "failed") -> None:
-        """Move every failed (or completed) job back to waiting, oldest first, at most ``count`` per script call
-        and a few milliseconds each; a job that fails meanwhile may or may not be moved."""
-        self._runner.drive(ops.retry_jobs(self.keys, count, state))
-
-    def promote_jobs(self, ids: Sequence[str] | None = None, *, batch_size: int = 1000) -> list[str]:
-        """Move delayed jobs (the given ids, else every delayed job) to waiting now; returns the ids moved.
-
-        A bullpy addition (Node Bull promotes one job at a time): each job is Bull's own promote step,
-        ``batch_size`` of them per round trip; ids that are not delayed are skipped.
-        """
-        return self._runner.drive(ops.promote_jobs(self.keys, self.token, ids, batch_size))
-
-    def remove_jobs(self, pattern: str, *, dry_run: bool = False, batch_size: int = 1000) -> list[str]:
-        """Remove every unlocked job whose id matches a glob pattern (``*`` for all); returns the ids.
-
-        ``dry_run`` returns the ids that would be removed and removes nothing. Works in steps of at most
-        ``batch_size`` jobs (or keys scanned) and a few milliseconds each: the wait, paused and active lists
-        are walked once for the matching jobs they hold, then the job hashes are scanned for the rest. A job
-        added during the removal may or may not be removed.
-        """
-        return self._runner.drive(ops.remove_jobs(self.keys, pattern, dry_run, batch_size))
-
     # --- for operators' tools ----------------------------------------------------------------------------
     def exists(self) -> bool:
         """True when Redis holds any key of this queue (none: a mistyped name or prefix, or another Redis)."""
@@ -549,7 +478,7 @@ def find_queues(redis: str | _redis.Redis | Any | None = None, prefix: str = "bu
     target = connection.resolve_cluster(redis) if connection.wants_cluster(redis, cluster) else connection.resolve(redis)
     names: set[str] = set()
     for node in connection.masters(target):
-        with connection.unavailable_as_error(node):
+        with _refusals.unavailable_as_error(node):
             for key in node.scan_iter(pattern, count=1000):
                 names.add(ops.queue_name_of(key, prefix))
     return sorted(names)

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis as _redis
 
-from . import connection
+from . import _refusals, connection
 from . import retry as _retry
 from ._core import raw_scripts, scripts
 from ._core.jobhash import read_job_hash
 from ._core.keys import check_job_id
 from ._core.raw_scripts import Imported, ImportJob, ImportRow, RawJob
 from ._facade import ScriptRunner
-from ._raw_fields import FieldBatch, reply_texts
 from ._import_stream import ExistsCounter, ImportStream, Packed, PackedImport, replies
+from ._raw_fields import FieldBatch, reply_texts
 from ._raw_import import ImportWrites
 from .job import Job
 from .utils import now_ms, text
@@ -165,7 +165,7 @@ class RawQueue(ImportWrites):
             conn = self._connection(client)
             clean = False
             try:
-                with connection.unavailable_as_error(client, keys=self.queue.keys):
+                with _refusals.unavailable_as_error(client, keys=self.queue.keys):
                     conn.send_packed_command([packed.command])
                     try:
                         reply = conn.read_response()
@@ -265,7 +265,7 @@ class RawQueue(ImportWrites):
         conn = self._connection(client)
         clean = False
         try:
-            with connection.unavailable_as_error(client, keys=keys):
+            with _refusals.unavailable_as_error(client, keys=keys):
                 conn.send_packed_command([_pack_command(window)])
                 listing = conn.read_response()
                 for _ in range(3):
@@ -322,14 +322,14 @@ class RawQueue(ImportWrites):
         holds another type, which another program wrote), in one round trip."""
         keys = self.queue.keys
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
+        with _refusals.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hgetall(keys.job(str(job_id)))
             replies = pipe.execute(raise_on_error=False)
         out: list[dict[bytes, bytes] | None] = []
         for reply in replies:
             if isinstance(reply, Exception):
-                if connection.wrong_type_detail(reply) is None:
+                if _refusals.wrong_type_detail(reply) is None:
                     raise reply
                 out.append(None)
             else:
@@ -352,7 +352,7 @@ class RawQueue(ImportWrites):
             return self._run_many_args(raw_scripts.job_presence(self.queue.keys, [str(i) for i in ids]))
         client = self._bytes()[0]
         keys = self.queue.keys
-        with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
+        with _refusals.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.exists(keys.job(str(job_id)))
                 pipe.exists(keys.lock(str(job_id)))
@@ -365,14 +365,14 @@ class RawQueue(ImportWrites):
         if name not in _SCORED_KEYS:
             raise ValueError(f"scores reads {', '.join(sorted(_SCORED_KEYS))}, not {name!r}")
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client, keys=self.queue.keys):
+        with _refusals.unavailable_as_error(client, keys=self.queue.keys):
             rows: list[tuple[Any, float]] = client.zrange(self.queue.keys(name), start, end, withscores=True)  # type: ignore[assignment]
         return [(text(member), float(score)) for member, score in rows]
 
     def has_repeatables(self, repeat_keys: Sequence[str]) -> list[bool]:
         """Per repeat key (as ``get_repeatable_jobs`` shows it), whether the queue has that definition."""
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
+        with _refusals.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=False) as pipe:
             for key in repeat_keys:
                 pipe.zscore(self.queue.keys("repeat"), key)
             return [reply is not None for reply in pipe.execute()]
@@ -380,7 +380,7 @@ class RawQueue(ImportWrites):
     def id_counter(self) -> int | None:
         """The job-id counter (the last automatic id), or None when there is none or it is not a number."""
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client, keys=self.queue.keys):
+        with _refusals.unavailable_as_error(client, keys=self.queue.keys):
             value = client.get(self.queue.keys("id"))
         try:
             return None if value is None else int(value)
@@ -392,7 +392,7 @@ class RawQueue(ImportWrites):
         lists left to right, as bytes."""
         keys = self.queue.keys
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=True) as pipe:
+        with _refusals.unavailable_as_error(client, keys=self.queue.keys), client.pipeline(transaction=True) as pipe:
             for suffix in METRICS_KEYS:
                 if suffix.endswith(":data"):
                     pipe.lrange(keys(suffix), 0, -1)
@@ -409,7 +409,7 @@ class RawQueue(ImportWrites):
     def key_type(self, name: str) -> str:
         """The Redis type of the queue's key ``prefix:name:<name>`` ("none" when absent)."""
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client, keys=self.queue.keys):
+        with _refusals.unavailable_as_error(client, keys=self.queue.keys):
             return text(client.type(self.queue.keys(name)))
 
     # --- writing jobs -----------------------------------------------------------------------------------
@@ -460,5 +460,5 @@ class RawQueue(ImportWrites):
         if not repeat_keys:
             return 0
         client = self._bytes()[0]
-        with connection.unavailable_as_error(client, keys=self.queue.keys):
+        with _refusals.unavailable_as_error(client, keys=self.queue.keys):
             return int(client.zrem(self.queue.keys("repeat"), *repeat_keys))

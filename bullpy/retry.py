@@ -103,7 +103,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def as_error(exc: BaseException, client: _redis.Redis, operation: str) -> BaseException:
     """The one clear error to raise for ``exc`` (bullpy's wrapping where it adds facts, else ``exc``)."""
-    from .connection import as_bull_error
+    from ._refusals import as_bull_error
 
     if isinstance(exc, BullError):
         return exc

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis as _redis
 
-from . import connection
+from . import _refusals, connection
 from .utils import text
 
 
@@ -50,13 +50,13 @@ class Server:
     def ping(self) -> float:
         """Seconds one PING took; raises ``RedisUnavailable`` (or another bullpy error) when Redis does not answer."""
         start = time.perf_counter()
-        with connection.unavailable_as_error(self._client):
+        with _refusals.unavailable_as_error(self._client):
             self._client.ping()
         return time.perf_counter() - start
 
     def info(self, section: str) -> dict[str, Any]:
         """``INFO section`` as a dict with str keys; ``{}`` when the server refuses INFO (ACL, managed Redis)."""
-        with connection.unavailable_as_error(self._client):
+        with _refusals.unavailable_as_error(self._client):
             try:
                 reply = self._client.info(section)
             except _redis.ResponseError:
@@ -65,7 +65,7 @@ class Server:
 
     def config_get(self, name: str) -> str | None:
         """One ``CONFIG GET`` value, or None when the server refuses CONFIG or has no such setting."""
-        with connection.unavailable_as_error(self._client):
+        with _refusals.unavailable_as_error(self._client):
             try:
                 reply = self._client.config_get(name)
             except _redis.ResponseError:  # unknown (renamed) command, NOPERM, or a service that hides CONFIG
@@ -104,7 +104,7 @@ class Server:
     def clients(self) -> list[dict[str, str]] | None:
         """``CLIENT LIST`` of every master, fields as str; None where the server refuses it (ACL, proxies)."""
         out: list[dict[str, str]] = []
-        with connection.unavailable_as_error(self._client):
+        with _refusals.unavailable_as_error(self._client):
             try:
                 for node in connection.masters(self._client):
                     out.extend({text(k): text(v) for k, v in entry.items()} for entry in node.client_list())

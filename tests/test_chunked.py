@@ -22,6 +22,7 @@ import pytest
 import redis
 
 import bullpy
+import bullpy._management
 import bullpy.queue
 from bullpy._core import scripts
 
@@ -117,7 +118,8 @@ def pair(redis_client: redis.Redis) -> Iterator[Callable[..., tuple[bullpy.Queue
 
 @pytest.fixture(autouse=True)
 def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bullpy.queue, "now_ms", lambda: NOW)
+    monkeypatch.setattr(bullpy.queue, "now_ms", lambda: NOW)  # adds
+    monkeypatch.setattr(bullpy._management, "now_ms", lambda: NOW)  # clean
 
 
 class Steps:

@@ -56,7 +56,7 @@ STATE_KEYS: dict[str, tuple[str, str]] = {
 }
 
 # The Redis type Bull keeps under each queue-level key: a WRONGTYPE names no key, so a TYPE of each of these
-# finds the damaged one (``bullpy.connection.as_bull_error``).
+# finds the damaged one (``bullpy._refusals.as_bull_error``).
 KEY_TYPES: dict[str, str] = {
     "wait": "list", "active": "list", "paused": "list",
     "completed": "zset", "failed": "zset", "delayed": "zset", "priority": "zset", "repeat": "zset",

@@ -15,7 +15,13 @@ from .._core.ops import Batch, Op, Step
 from .._core.reads import Read
 from .._core.scripts import SOURCES, Call
 from .._facade import in_place
-from ..connection import bytes_pool_kwargs, first_damaged_key, unavailable_as_error, wrong_key_type_error, wrong_type_detail
+from .._refusals import (
+    first_damaged_key,
+    unavailable_as_error,
+    wrong_key_type_error,
+    wrong_type_detail,
+)
+from ..connection import bytes_pool_kwargs
 
 if TYPE_CHECKING:
     from .._core.keys import QueueKeys

@@ -22,14 +22,14 @@ if sys.version_info >= (3, 12):
 else:  # pragma: no cover
     from typing_extensions import Unpack
 
-from .. import connection
+from .. import _refusals, connection
 from .._core import ops, reads, scripts, stats
 from .._core import options as _options
 from .._core.ops import PRESENCE_KEYS
-from .._core.stats import QueueStats
 from .._core.options import JobOptions
 from .._core.reads import METRICS_TYPES, JobLogs, Metrics
 from .._core.repeat import RepeatableJob
+from .._core.stats import QueueStats
 from ..events import LOCAL_EVENTS, Emitter
 from ..retry import DEFAULT_POLICY as _DEFAULT_POLICY
 from ..retry import RetryPolicy, as_error, gave_up, is_transient
@@ -434,7 +434,7 @@ async def find_queues(redis: str | aioredis.Redis | None = None, prefix: str = "
     client = _connect(redis)
     names: set[str] = set()
     try:
-        with connection.unavailable_as_error(cast(Any, client)):
+        with _refusals.unavailable_as_error(cast(Any, client)):
             async for key in client.scan_iter(pattern, count=1000):
                 names.add(ops.queue_name_of(key, prefix))
     finally:
