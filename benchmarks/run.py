@@ -161,6 +161,10 @@ def child_bullmq_worker(url: str, prefix: str, name: str, jobs: int, concurrency
     _report(asyncio.run(main()))
 
 
+#: Bull's addJob script with the keys and arguments Node's add() sends, piped from a file by redis-cli.
+CEILING = "Redis ceiling: Bull's add script, pre-packed, redis-cli --pipe"
+
+
 def child_py_produce(url: str, prefix: str, name: str, jobs: int, mode: str) -> None:
     import bullpy
 
@@ -467,6 +471,8 @@ class Bench:
             ("Node Bull addBulk (batches of 1000)", lambda: self.produce_run("node", "addBulk", jobs)),
             ("bullpy add, one at a time", lambda: self.produce_run("py", "single", jobs)),
             ("Node Bull add, 100 in flight", lambda: self.produce_run("node", "add", jobs)),
+            # No client cost at all: what Redis alone takes of Bull's add (the stretch target's ceiling).
+            (CEILING, lambda: self.produce_run("node", "addCeiling", jobs)),
         ])
 
     def reading(self, jobs: int) -> None:
@@ -580,6 +586,8 @@ class Bench:
             f"{self.ratio('bullpy add_frame (chunks of 1000)', 'Node Bull addBulk (batches of 1000)')} | ≥ 2x |",
             f"| bullpy add_frame / Node add (100 in flight) | "
             f"{self.ratio('bullpy add_frame (chunks of 1000)', 'Node Bull add, 100 in flight')} | ≥ 1.5x |",
+            f"| bullpy add_frame / Redis's ceiling (Bull's add script, pre-packed, `redis-cli --pipe`) | "
+            f"{self.ratio('bullpy add_frame (chunks of 1000)', CEILING)} | ≥ 0.7x (stretch) |",
             f"| bullpy jobs_frame / Node getJobs + toJSON | "
             f"{self.ratio(chr(98) + 'ullpy jobs_frame([' + chr(39) + 'completed' + chr(39) + '])', 'Node Bull getJobs([' + chr(39) + 'completed' + chr(39) + ']) + toJSON()')} | ≥ 2x |",
             f"| bullpy add_bulk / Node addBulk | "
