@@ -127,8 +127,10 @@ async function addCeiling(queue, jobs) {
   const url = new URL(redisUrl);
   const argv = ['-h', url.hostname || '127.0.0.1', '-p', url.port || '6379', '-n', url.pathname.slice(1) || '0'];
   const t0 = process.hrtime.bigint();
-  const out = childProcess.spawnSync('redis-cli', [...argv, '--pipe'], { stdio: [fs.openSync(file, 'r'), 'pipe', 'pipe'] });
+  const input = fs.openSync(file, 'r');
+  const out = childProcess.spawnSync('redis-cli', [...argv, '--pipe'], { stdio: [input, 'pipe', 'pipe'] });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  fs.closeSync(input);
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
   const text = String(out.stdout) + String(out.stderr);
   if (out.status !== 0 || !/errors: 0,/.test(text)) throw new Error(`redis-cli --pipe: ${text.trim()}`);

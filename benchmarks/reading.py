@@ -246,10 +246,10 @@ def py(server: Server, mode: str, *args: Any) -> dict[str, Any]:
 IMPORT_BATCH = 250  # import_queue's default batch
 
 
-def pipe_ceiling(server: Server, path: str, base: str) -> dict[str, Any] | None:
-    """Redis's own ceiling for import's writes: the export file's jobs as HSETs and pushes, packed into a file
-    of Redis commands beforehand (not timed), then sent by ``redis-cli --pipe``; deleted after. None without
-    redis-cli or hiredis."""
+def pipe_ceiling(server: Server, path: str, prefix: str) -> dict[str, Any] | None:
+    """Redis's own ceiling for import's writes: the export file's jobs as HSETs and pushes into queue ``big``
+    under ``prefix``, packed into a file of Redis commands beforehand (not timed), then sent by
+    ``redis-cli --pipe``; deleted after. None without redis-cli or hiredis."""
     cli = shutil.which("redis-cli")
     try:
         import hiredis
@@ -259,6 +259,7 @@ def pipe_ceiling(server: Server, path: str, base: str) -> dict[str, Any] | None:
     if cli is None:
         return None
     pack = hiredis.pack_command
+    base = f"{prefix}:big:"
     resp = path + ".resp"
     with open(path, "rb") as source, open(resp, "wb") as out:
         ready: list[str] = []
@@ -294,7 +295,7 @@ def pipe_ceiling(server: Server, path: str, base: str) -> dict[str, Any] | None:
         seconds = time.perf_counter() - t0
         redis_cpu = server.cpu() - redis_cpu
     os.unlink(resp)
-    unlink_matching(server.client, base + "*", batch=5000)
+    server.delete(prefix)
     return {"seconds": seconds, "redis_cpu_s": redis_cpu}
 
 
@@ -455,7 +456,7 @@ def main() -> None:
             # After SLOWLOG is read: deleting the imported copy and the ceiling's own pushes are not ours to count.
             print("Redis's ceiling for the import's writes (redis-cli --pipe)", flush=True)
             server.delete(target_prefix)
-            ceiling = pipe_ceiling(server, path, f"{target_prefix}-ceiling:big:")
+            ceiling = pipe_ceiling(server, path, f"{target_prefix}-ceiling")
             if ceiling is not None:
                 rate = n / ceiling["seconds"]
                 ours = imported["rows"] / imported["seconds"]
