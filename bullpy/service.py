@@ -24,6 +24,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -216,6 +217,7 @@ def serve(options: ServiceOptions) -> int:
     configure_logging(options.log_format, options.log_level)
     handler = load_handler(options.handler)
     strategies = load_strategies(options.backoff_strategies) if options.backoff_strategies else None
+    check_metrics_ports(options)
     if options.processes is None:
         stop = _Stop(supervised=False)
         stop.install()
@@ -230,6 +232,34 @@ def serve(options: ServiceOptions) -> int:
     finally:
         queue.close()
     return Supervisor(options).run()
+
+
+def check_metrics_ports(options: ServiceOptions) -> None:
+    """Refuse, before any worker starts, a metrics port that is out of range or taken.
+
+    Checked here because a worker process that cannot listen would otherwise be restarted by the supervisor
+    again and again, each time failing the same way, while the others run without it.
+
+    Raises:
+        ValueError: naming the port and the worker process it is for.
+    """
+    if options.metrics_port is None:
+        return
+    count = options.processes or 1
+    for offset in range(count):
+        port = options.metrics_port + offset
+        whose = f"worker process {offset + 1} of {count}" if options.processes else "the worker"
+        if port > 65535:
+            raise ValueError(f"metrics port {port} (for {whose}) is above 65535: give a lower --metrics-port")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the metrics server binds: every interface, address reuse on (a closed socket's TIME_WAIT
+            # is no obstacle, a listener or a connection's local port is).
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError as exc:
+                raise ValueError(f"metrics port {port} (for {whose}) cannot be used: {exc.strerror or exc}; "
+                                 "give another --metrics-port") from None
 
 
 def _queue(options: ServiceOptions) -> Queue:
@@ -414,5 +444,5 @@ def _how(code: int) -> str:
     return f"exited with status {code}"
 
 
-__all__ = ["EXIT_GAVE_BACK", "JsonFormatter", "ServiceOptions", "Supervisor", "configure_logging", "load_handler",
-           "load_strategies", "log_job_events", "serve"]
+__all__ = ["EXIT_GAVE_BACK", "JsonFormatter", "ServiceOptions", "Supervisor", "check_metrics_ports",
+           "configure_logging", "load_handler", "load_strategies", "log_job_events", "serve"]

@@ -43,6 +43,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports that can all be listened on, on every interface (as a metrics
+    server does); a port the kernel hands out is often followed by one an outgoing connection holds."""
+    for _ in range(200):
+        base = free_port()
+        if base + count > 65536:
+            continue
+        probes: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                probe = socket.socket()
+                probes.append(probe)
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(("0.0.0.0", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
 @functools.cache
 def _version(binary: str) -> tuple[int, ...]:
     try:

@@ -58,8 +58,11 @@ class ServiceProcess:
         return [line for line in list(self.lines) if line.get("event") == name]
 
     def wait_started(self, count: int = 1, timeout: float = 20) -> list[dict[str, Any]]:
-        wait_until(lambda: len(self.events("started")) >= count or self.proc.poll() is not None, timeout,
-                   "the worker to start")
+        try:
+            wait_until(lambda: len(self.events("started")) >= count or self.proc.poll() is not None, timeout,
+                       "the worker to start")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its log:\n" + "\n".join(self.raw[-40:])) from None
         assert self.proc.poll() is None, "\n".join(self.raw)
         return self.events("started")
 
@@ -267,9 +270,9 @@ def test_metrics_port_serves_the_workers_own_metrics_per_process(
     pytest.importorskip("prometheus_client")
     import urllib.request
 
-    from .servers import free_port
+    from .servers import free_ports
 
-    port = free_port()
+    port = free_ports(2)
     queue.add_bulk([{"data": {"n": i}} for i in range(8)])
     worker = service(queue.name, "--processes", "2", "--metrics-port", str(port))
     worker.wait_started(count=2)
@@ -285,3 +288,31 @@ def test_metrics_port_serves_the_workers_own_metrics_per_process(
     assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
     worker.signal(signal.SIGTERM)
     assert worker.wait(20) == 0
+
+
+def test_a_metrics_port_in_use_is_refused_before_any_worker_starts(
+    queue: bullpy.Queue, service: Callable[..., ServiceProcess], tmp_path: Path,
+) -> None:
+    """Worker process 2's port taken: one line naming it and nothing started, rather than a supervisor
+    restarting a process that can never listen."""
+    pytest.importorskip("prometheus_client")
+    import socket
+
+    from .servers import free_ports
+
+    port = free_ports(2)
+    queue.add_bulk([{"data": {"n": i}} for i in range(3)])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port + 1))
+        taken.listen()
+        worker = service(queue.name, "--processes", "2", "--metrics-port", str(port))
+        assert worker.wait(30) == 1
+    said = "\n".join(worker.raw)
+    assert f"metrics port {port + 1} (for worker process 2 of 2) cannot be used" in said, said
+    assert not worker.events("started") and not worker.events("supervisor-started"), said
+    assert queue.get_job_counts()["waiting"] == 3 and not runs(tmp_path)
+    # Past the last port there is none to give.
+    from bullpy.service import ServiceOptions, check_metrics_ports
+
+    with pytest.raises(ValueError, match=r"metrics port 65536 \(for worker process 2 of 2\) is above 65535"):
+        check_metrics_ports(ServiceOptions(queue=queue.name, handler=HANDLER, processes=2, metrics_port=65535))
