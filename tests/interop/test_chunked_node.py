@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -28,12 +29,23 @@ from ..conftest import delete_prefix, keyspace
 from .peer import Peer, PeerQueue
 
 NAME = "chunk q:{1}"
-GRACE = 750  # the fill's old jobs are 1.5 s older than its young ones
+GAP = 4.0  # seconds between the fill's old jobs and its young ones
+
+
+@dataclass(frozen=True)
+class Template:
+    prefix: str
+    split_ms: int  # halfway between the old jobs and the young ones
+
+    def grace_between(self) -> int:
+        """A grace that, from now on for about GAP/2 seconds, takes the old jobs and leaves the young ones:
+        the same split whenever a case runs, however long the module has been running."""
+        return int(time.time() * 1000) - self.split_ms
 
 
 @pytest.fixture(scope="module")
-def template(peer: Peer, redis_client: redis.Redis) -> Iterator[str]:
-    """The prefix of a queue Node filled and left still (no worker, nothing locked but one job)."""
+def template(peer: Peer, redis_client: redis.Redis) -> Iterator[Template]:
+    """The queue Node filled and left still (no worker, nothing locked but one job)."""
     prefix = f"bullpy-test-{uuid.uuid4().hex[:8]}"
     queue = PeerQueue(NAME, prefix=prefix)
     peer.process(queue, concurrency=5, behaviour={"log": ["sent"]})
@@ -52,7 +64,9 @@ def template(peer: Peer, redis_client: redis.Redis) -> Iterator[str]:
     peer.call(queue, "add", {"debounced": 1}, {"debounce": {"id": "deb"}})
     for n in range(8):
         peer.call(queue, "add", {"later": n}, {"delay": 60_000 + n})
-    time.sleep(2 * GRACE / 1000)
+    old_done = time.time()
+    time.sleep(GAP)
+    young_from = time.time()
     for n in range(10):
         peer.call(queue, "add", {"young": n})
     for n in range(4):
@@ -60,12 +74,12 @@ def template(peer: Peer, redis_client: redis.Redis) -> Iterator[str]:
     locked = redis_client.lrange(f"{prefix}:{NAME}:wait", 5, 5)[0]
     redis_client.set(f"{prefix}:{NAME}:{locked}:lock", "a-node-worker")
     peer.close(queue)
-    yield prefix
+    yield Template(prefix, int((old_done + young_from) * 500))
     delete_prefix(redis_client, prefix)
 
 
 @pytest.fixture
-def copies(template: str, redis_url: str, redis_client: redis.Redis) -> Iterator[Callable[..., list[str]]]:
+def copies(template: Template, redis_url: str, redis_client: redis.Redis) -> Iterator[Callable[..., list[str]]]:
     """``copies(n, paused=False)``: n fresh prefixes holding the template queue (paused as Node pauses)."""
     raw = redis.Redis.from_url(redis_url)
     made: list[str] = []
@@ -74,9 +88,9 @@ def copies(template: str, redis_url: str, redis_client: redis.Redis) -> Iterator
         out = []
         for _ in range(n):
             prefix = f"bullpy-test-{uuid.uuid4().hex[:8]}"
-            for key in raw.scan_iter(f"{template}:*".encode(), count=1000):
+            for key in raw.scan_iter(f"{template.prefix}:*".encode(), count=1000):
                 ttl = raw.pttl(key)
-                raw.restore(prefix.encode() + key[len(template):], max(ttl, 0), raw.dump(key))  # type: ignore[arg-type]
+                raw.restore(prefix.encode() + key[len(template.prefix):], max(ttl, 0), raw.dump(key))  # type: ignore[arg-type]
             if paused:
                 base = f"{prefix}:{NAME}:"
                 raw.rename(base + "wait", base + "paused")
@@ -105,13 +119,14 @@ def assert_same(node: dict[str, Any], python: dict[str, Any]) -> None:
 # --- the same end as Node's own operation --------------------------------------------------------------------
 @pytest.mark.parametrize("state", ["wait", "paused", "delayed", "completed", "failed", "active"])
 def test_stepped_clean_ends_where_node_clean_ends(
-    bull: Peer, copies: Callable[..., list[str]], redis_client: redis.Redis, state: str
+    bull: Peer, template: Template, copies: Callable[..., list[str]], redis_client: redis.Redis, state: str
 ) -> None:
     for limit in (0, 3, 25):
         if state == "delayed" and limit:
             continue  # Node never removes delayed jobs with a limit (divergence 7)
-        for grace in (0, GRACE):
+        for between in (False, True):
             node_prefix, py_prefix = copies(2, paused=state == "paused")
+            grace = template.grace_between() if between else 0
             theirs = PeerQueue(NAME, prefix=node_prefix)
             ours = bullpy.Queue(NAME, redis_client, prefix=py_prefix, allow_colon=True)
             before = snapshot(redis_client, py_prefix)
@@ -121,6 +136,8 @@ def test_stepped_clean_ends_where_node_clean_ends(
             removed = ours.clean(grace, state, limit, batch_size=7)
             assert removed == would == removed_by_node, (limit, grace)
             assert removed or state == "active"
+            if between and not limit and state in ("wait", "paused", "delayed"):
+                assert ours.get_job_counts()[{"wait": "waiting"}.get(state, state)], "the young jobs are kept"
             assert_same(snapshot(redis_client, node_prefix), snapshot(redis_client, py_prefix))
             bull.close(theirs)
             ours.close()
