@@ -65,7 +65,7 @@ class ServiceOptions:
     grace: float = 30.0
     log_format: str = "text"
     log_level: str = "INFO"
-    #: Serve each worker's Prometheus metrics (``/metrics``, ``/health``) here; worker process i on port + i.
+    #: Serve each worker's Prometheus metrics (``/metrics``, ``/health``) here; worker process i (from 1) on port + i - 1.
     metrics_port: int | None = None
 
 

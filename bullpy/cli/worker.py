@@ -80,7 +80,7 @@ def _limiter(text: str | None, group_key: bool) -> dict[str, Any] | None:
               help="The zone cron repeats without their own tz follow [default: the system's].")
 @click.option("--metrics-port", type=click.IntRange(min=1, max=65535), default=None, metavar="PORT",
               help="Serve the worker's Prometheus metrics (/metrics, /health) on PORT; with --processes N, process i "
-                   "on PORT+i. Needs bullpy[prometheus].")
+                   "on PORT+i-1. Needs bullpy[prometheus].")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Log lines on stderr: text, or one JSON object per line.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
