@@ -71,6 +71,11 @@ def template(peer: Peer, redis_client: redis.Redis) -> Iterator[Template]:
         peer.call(queue, "add", {"young": n})
     for n in range(4):
         peer.call(queue, "add", {"young later": n}, {"delay": 90_000 + n})
+    # Bull's stalled-check key lives for one stalledInterval (30 s): it would expire while the module runs,
+    # between one copy and the next. No case depends on it.
+    redis_client.delete(f"{prefix}:{NAME}:stalled-check")
+    volatile = [k for k in redis_client.scan_iter(f"{prefix}:*", count=1000) if redis_client.pttl(k) > 0]
+    assert not volatile, f"keys that would expire during the module: {volatile}"
     locked = redis_client.lrange(f"{prefix}:{NAME}:wait", 5, 5)[0]
     redis_client.set(f"{prefix}:{NAME}:{locked}:lock", "a-node-worker")
     peer.close(queue)
