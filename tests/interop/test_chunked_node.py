@@ -93,6 +93,7 @@ def copies(template: Template, redis_url: str, redis_client: redis.Redis) -> Ite
         out = []
         for _ in range(n):
             prefix = f"bullpy-test-{uuid.uuid4().hex[:8]}"
+            made.append(prefix)  # before copying: a copy that fails half-way is deleted too
             for key in raw.scan_iter(f"{template.prefix}:*".encode(), count=1000):
                 ttl = raw.pttl(key)
                 raw.restore(prefix.encode() + key[len(template.prefix):], max(ttl, 0), raw.dump(key))  # type: ignore[arg-type]
@@ -101,7 +102,6 @@ def copies(template: Template, redis_url: str, redis_client: redis.Redis) -> Ite
                 raw.rename(base + "wait", base + "paused")
                 raw.set(base + "meta-paused", "1")
                 raw.hset(base + "meta", "paused", "1")
-            made.append(prefix)
             out.append(prefix)
         return out
 
