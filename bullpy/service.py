@@ -65,7 +65,8 @@ class ServiceOptions:
     grace: float = 30.0
     log_format: str = "text"
     log_level: str = "INFO"
-    #: Serve each worker's Prometheus metrics (``/metrics``, ``/health``) here; worker process i (from 1) on port + i - 1.
+    #: Serve each worker's Prometheus metrics (``/metrics``, ``/health``) here; worker process i (from 1)
+    #: on port + i - 1.
     metrics_port: int | None = None
 
 

@@ -122,8 +122,9 @@ queue = bullpy.Queue("exit-q")  # on the embedded server, and left open on purpo
 queue.add({"n": 1})
 socket = connection.embedded_url()[len("unix://"):]
 # Another client that goes away a second after this process starts exiting (as a Node worker just stopped).
-other = subprocess.Popen([sys.executable, "-c", "import redis, sys, time; r = redis.Redis(unix_socket_path=sys.argv[1]); "
-                          "r.ping(); print('connected', flush=True); time.sleep(1)", socket], stdout=subprocess.PIPE, text=True)
+leaving = ("import redis, sys, time; r = redis.Redis(unix_socket_path=sys.argv[1]); r.ping(); "
+           "print('connected', flush=True); time.sleep(1)")
+other = subprocess.Popen([sys.executable, "-c", leaving, socket], stdout=subprocess.PIPE, text=True)
 assert other.stdout is not None and other.stdout.readline().strip() == "connected"
 print(connection._embedded.pid, flush=True)
 """
@@ -143,8 +144,8 @@ def test_the_embedded_server_stops_with_the_process_that_started_it(tmp_path: Pa
         time.sleep(0.1)
     assert not _alive(pid), f"the embedded redis-server (pid {pid}) outlived the process that started it"
     # Stopped with a save: the next process finds the job.
-    again = subprocess.run([sys.executable, "-c", "import bullpy; print(bullpy.Queue('exit-q').get_job_counts()['waiting'])"],
-                           env=env, capture_output=True, text=True, timeout=60)
+    count = "import bullpy; print(bullpy.Queue('exit-q').get_job_counts()['waiting'])"
+    again = subprocess.run([sys.executable, "-c", count], env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and again.stdout.split()[-1] == "1", again.stdout + again.stderr
 
 

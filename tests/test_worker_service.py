@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 import bullpy
 from bullpy.cli import main as cli_main
+from bullpy.service import ServiceOptions, check_metrics_ports
 from bullpy.worker import Worker
 
 from .conftest import wait_until
@@ -312,7 +313,5 @@ def test_a_metrics_port_in_use_is_refused_before_any_worker_starts(
     assert not worker.events("started") and not worker.events("supervisor-started"), said
     assert queue.get_job_counts()["waiting"] == 3 and not runs(tmp_path)
     # Past the last port there is none to give.
-    from bullpy.service import ServiceOptions, check_metrics_ports
-
     with pytest.raises(ValueError, match=r"metrics port 65536 \(for worker process 2 of 2\) is above 65535"):
         check_metrics_ports(ServiceOptions(queue=queue.name, handler=HANDLER, processes=2, metrics_port=65535))
