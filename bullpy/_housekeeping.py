@@ -32,6 +32,10 @@ class Housekeeping:
         self.queue = worker.queue
         self.wake = threading.Event()
         self.next_delay: float = math.inf
+        #: Guards ``next_delay`` and ``_announced``, which the housekeeping and the listener threads both set.
+        self._delay_lock = threading.Lock()
+        #: The earliest due time announced on the ``delayed`` channel since the last promotion was sent.
+        self._announced: float = math.inf
         #: The worker's clock minus Redis's, in ms (see ``bullpy._core.work.clock_offset``); None when Redis
         #: refuses TIME to this user.
         self.clock_offset: int | None = 0
@@ -101,10 +105,15 @@ class Housekeeping:
 
     def promote_delayed(self) -> None:
         w = self.worker
+        with self._delay_lock:
+            self._announced = math.inf
         score = self.queue._run(scripts.update_delay_set(w.keys, now_ms(), w._token))
         # Node's timer: the next due time is score / 4096; a job due at T with low bits > 0 is promoted
-        # at T + 1 ms.
-        self.next_delay = math.inf if score is None else score / 4096
+        # at T + 1 ms. A job announced while the script's answer was on its way (e.g. the next iteration of
+        # the repeatable job it just promoted, added by this worker's own take) may be missing from that
+        # answer: its announcement is kept, or it would wait for the guard interval.
+        with self._delay_lock:
+            self.next_delay = min(math.inf if score is None else score / 4096, self._announced)
 
     def check_clock(self) -> None:
         """Measure the worker's clock against Redis's with one TIME round trip."""
@@ -148,8 +157,12 @@ class Housekeeping:
                     due = math.ceil(float(message["data"]))
                 except (TypeError, ValueError):
                     continue
-                if due < self.next_delay:
-                    self.next_delay = due
+                with self._delay_lock:
+                    self._announced = min(self._announced, due)
+                    earlier = due < self.next_delay
+                    if earlier:
+                        self.next_delay = due
+                if earlier:
                     self.wake.set()
         finally:
             try:

@@ -52,7 +52,8 @@ class InspectionReads:
 
     def scan_job_ids(self, *, count: int = 1000) -> Iterator[str]:
         """Ids of every job hash of the queue, in a state or in none, found with SCAN (never KEYS), ``count``
-        keys a round trip; it walks the whole keyspace."""
+        keys a round trip; it walks the whole keyspace. As SCAN does, it may yield an id twice when Redis
+        resizes its keyspace during the walk."""
         return self._scan_job_ids(_options._int_option("count", count, 1))
 
     def _scan_job_ids(self, count: int) -> Iterator[str]:

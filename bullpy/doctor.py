@@ -448,7 +448,8 @@ class _Doctor:
         def second_look() -> None:
             orphans = self._stateless(first, self._lists())
             nested = self.queue.other_queue_ids(orphans)
-            orphans = [i for i in orphans if i not in nested]
+            # dict.fromkeys: SCAN may return a key twice when Redis resizes its keyspace during the walk.
+            orphans = list(dict.fromkeys(i for i in orphans if i not in nested))
             if not orphans:
                 return
             shown = orphans[:_SHOWN_IDS]

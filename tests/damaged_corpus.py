@@ -130,7 +130,8 @@ def _random_damage(rng: random.Random) -> tuple[str, dict[bytes, bytes]]:
 def digest(raw: redis.Redis, prefix: str) -> str:
     """One hash of every key under ``prefix`` (the queue's base key, e.g. ``bull:q``): type and full value."""
     h = hashlib.sha256()
-    for key in sorted(raw.scan_iter(bullpy._core.scripts.glob_escape(prefix) + ":*", count=1000)):
+    # A set: SCAN may return a key twice when Redis resizes its keyspace meanwhile (other tests delete keys).
+    for key in sorted(set(raw.scan_iter(bullpy._core.scripts.glob_escape(prefix) + ":*", count=1000))):
         kind = raw.type(key)
         if kind == b"string":
             value: Any = raw.get(key)

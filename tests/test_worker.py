@@ -367,3 +367,35 @@ def test_an_outage_is_reported_once_and_its_end_once(make_redis_server: Callable
     finally:
         worker.close(timeout=5)
         queue.close()
+
+
+def test_a_delayed_job_announced_while_a_promotion_is_answered_is_not_left_for_the_guard(
+    queue: bullpy.Queue, make_worker: Callable[..., Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job added while the promotion script's answer is on its way (as the next iteration of a repeatable job
+    is, by the take of the one just promoted) is missing from that answer; its announcement on the ``delayed``
+    channel must outlive the answer, or the job waits a whole ``guard_interval``. Seen in CI as a repeatable
+    job's third iteration coming 5 s late."""
+    done: dict[str, float] = {}
+    late: list[bullpy.Job] = []
+    armed = threading.Event()
+    run = queue._run
+
+    def answered_late(call: scripts.Call[Any]) -> Any:
+        reply = run(call)
+        if call.script == "update_delay_set" and reply is None and armed.is_set() and not late:
+            job = queue.add({"n": "late"}, delay=200)  # announced while this answer is held back
+            assert job
+            late.append(job)
+            time.sleep(0.4)  # the listener has the announcement before the answer is read
+        return reply
+
+    monkeypatch.setattr(queue, "_run", answered_late)
+    make_worker(lambda job: done.setdefault(job.id, time.monotonic()), guard_interval=60_000)
+    channel = queue.keys("delayed")
+    wait_until(lambda: dict(queue.client.pubsub_numsub(channel)).get(channel), 5, "the worker's subscription")
+    armed.set()
+    first = queue.add({"n": "first"}, delay=300)
+    assert first
+    wait_until(lambda: first.id in done and late, 5, "the first delayed job")
+    wait_until(lambda: late[0].id in done, 5, "the job announced during the promotion (not 60 s later)")
