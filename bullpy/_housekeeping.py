@@ -151,6 +151,10 @@ class Housekeeping:
                 except (_redis.ConnectionError, _redis.TimeoutError):
                     time.sleep(0.5)
                     continue
+                except Exception:
+                    if w._closing.is_set():
+                        return  # its connection was closed under it (the process exits): nothing to report
+                    raise
                 if not message:
                     continue
                 try:

@@ -57,6 +57,9 @@ _announced = False
 #: This process's clients of the embedded server (``resolve``), closed at exit before the server is stopped.
 _embedded_clients: weakref.WeakSet[_redis.Redis] = weakref.WeakSet()
 _EXIT_WAIT = 3.0  # seconds to let clients that are going away (a Node worker just stopped) disconnect
+#: Workers running on the embedded server, stopped at exit before its clients are closed: a running worker
+#: would reconnect them and keep the server alive after its process (anything with ``close(force, timeout)``).
+_embedded_workers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def data_dir() -> Path:
@@ -107,6 +110,13 @@ def _release_embedded() -> None:
     server = _embedded
     if server is None:
         return
+    for worker in list(_embedded_workers):
+        try:
+            # As Node's close(true): running jobs are given back (their locks expire and the stalled check
+            # returns them), which is what the process's exit would do to them anyway.
+            worker.close(force=True, timeout=_EXIT_WAIT / 3)
+        except Exception:  # noqa: BLE001 - exiting: a worker that cannot close is left to the OS
+            pass
     for client in list(_embedded_clients):
         try:
             client.connection_pool.disconnect()
@@ -342,7 +352,22 @@ def bytes_client(client: _redis.Redis) -> _redis.Redis:
         return client
     raw = _redis.Redis(connection_pool=_redis.ConnectionPool(**kwargs))
     _cluster.pin_like(raw, client)
+    adopt(client, raw)
     return raw
+
+
+def adopt(parent: _redis.Redis, child: _redis.Redis) -> None:
+    """Count ``child``, a client made like ``parent`` on a pool of its own, among the embedded server's
+    clients this process closes at exit when ``parent`` is one of them."""
+    if parent in _embedded_clients:
+        _embedded_clients.add(child)
+
+
+def stop_at_exit(client: _redis.Redis, worker: Any) -> None:
+    """Have ``worker`` (``close(force, timeout)``) stopped at exit when ``client`` is on the embedded server,
+    before its clients are closed."""
+    if client in _embedded_clients:
+        _embedded_workers.add(worker)
 
 
 def close_client(client: _redis.Redis) -> None:

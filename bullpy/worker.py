@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis as _redis
 
-from . import _cluster
+from . import _cluster, connection
 from ._core import options as _options
 from ._core import scripts
 from ._core.work import BackoffStrategy
@@ -234,6 +234,7 @@ class Worker:
             raise RuntimeError("this worker is already running")
         self.queue._workers.append(self)
         self._handlers.open(self.concurrency)
+        connection.stop_at_exit(self.queue.client, self)
         self._bclient = self._blocking_client()
         self._work_client()
         # As Node's run(): promote due delayed jobs and run the stalled check once before taking jobs,
@@ -273,7 +274,9 @@ class Worker:
         # (redis-py 8 reads with a 5 s socket timeout by default).
         kwargs["socket_timeout"] = self.drain_delay + 10
         pool = _redis.ConnectionPool(connection_class=self.queue.client.connection_pool.connection_class, **kwargs)
-        return _redis.Redis(connection_pool=pool)
+        client = _redis.Redis(connection_pool=pool)
+        connection.adopt(self.queue.client, client)
+        return client
 
     def _work_client(self) -> None:
         # A client that decodes replies strictly raises UnicodeDecodeError on a job hash holding bytes that
@@ -286,6 +289,7 @@ class Worker:
         kwargs["encoding_errors"] = "replace"
         self._wpool = _redis.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
         self._wclient = _redis.Redis(connection_pool=self._wpool)
+        connection.adopt(client, self._wclient)
         _cluster.pin_like(self._wclient, client)
         runner = self.queue._runner
         self._wrunner = ScriptRunner(self._wclient, runner.keys)

@@ -149,6 +149,44 @@ def test_the_embedded_server_stops_with_the_process_that_started_it(tmp_path: Pa
     assert again.returncode == 0 and again.stdout.split()[-1] == "1", again.stdout + again.stderr
 
 
+EXITING_WORKER = """
+import threading, time
+import bullpy
+from bullpy import connection
+from bullpy.worker import Worker
+
+queue = bullpy.Queue("exit-w")  # on the embedded server; neither it nor the worker is closed
+running = threading.Event()
+worker = Worker(queue, lambda job: (running.set(), time.sleep(60)), concurrency=2).start()
+queue.add({"n": 1})
+queue.add({"n": 2}, delay=600_000)
+with queue.raw as raw:  # a client of its own, replies as bytes
+    assert len(list(raw.iter_state_fields("delayed", ["data"], asc=True))) == 1
+assert running.wait(10)
+print(connection._embedded.pid, flush=True)
+"""
+
+
+def test_the_embedded_server_stops_even_with_a_worker_left_running(tmp_path: Path) -> None:
+    """A Worker still running a job at exit (its own blocking and pub/sub connections) and a bytes client: the
+    worker is stopped as Node's close(true) stops one, the server stops with a save, nothing is printed."""
+    import time
+
+    env = clean_env(tmp_path)
+    run = subprocess.run([sys.executable, "-c", EXITING_WORKER], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and "Exception" not in run.stderr, run.stderr
+    pid = int(run.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), f"the embedded redis-server (pid {pid}) outlived the process that started it"
+    # The running job is where a killed Node worker leaves one (active: the stalled check returns it).
+    count = "import bullpy; print(bullpy.Queue('exit-w').get_job_counts('active', 'delayed'))"
+    again = subprocess.run([sys.executable, "-c", count], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "{'active': 1, 'delayed': 1}" in again.stdout, again.stdout + again.stderr
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
