@@ -42,7 +42,7 @@ import redis as _redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import _sentinel
+from . import _sentinel, connection
 from ._core import rows, scripts
 from .errors import FrameLoadInterrupted
 from .retry import DEFAULT_POLICY, RetryPolicy, as_error, gave_up, is_transient
@@ -65,14 +65,8 @@ class _Unconfirmed(_redis.ConnectionError):
 
 def _twin(client: _redis.Redis) -> _redis.Redis:
     """A one-connection client on the same server (or Sentinel service) with redis-py's retries off."""
-    pool = client.connection_pool
-    kwargs = dict(pool.connection_kwargs)
-    kwargs["retry"] = Retry(NoBackoff(), 0)
-    kwargs.pop("retry_on_error", None)
     # One connection: WAIT must run on the connection that wrote (it waits for that client's writes).
-    twin_pool: _redis.ConnectionPool = _redis.ConnectionPool(
-        connection_class=pool.connection_class, max_connections=1, **kwargs)
-    return _redis.Redis(connection_pool=twin_pool)
+    return connection.client_like(client, drop=("retry_on_error",), retry=Retry(NoBackoff(), 0), max_connections=1)
 
 
 @dataclass

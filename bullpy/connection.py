@@ -347,20 +347,24 @@ def bytes_pool_kwargs(pool: Any) -> dict[str, Any] | None:
 def bytes_client(client: _redis.Redis) -> _redis.Redis:
     """A client on the same server, db and credentials that hands replies over as bytes: ``client`` itself
     when it does not decode, else a new one on a pool of its own (close it with ``close_client``)."""
-    kwargs = bytes_pool_kwargs(client.connection_pool)
-    if kwargs is None:
+    if bytes_pool_kwargs(client.connection_pool) is None:
         return client
-    raw = _redis.Redis(connection_pool=_redis.ConnectionPool(**kwargs))
-    _cluster.pin_like(raw, client)
-    adopt(client, raw)
-    return raw
+    return client_like(client, decode_responses=False)
 
 
-def adopt(parent: _redis.Redis, child: _redis.Redis) -> None:
-    """Count ``child``, a client made like ``parent`` on a pool of its own, among the embedded server's
-    clients this process closes at exit when ``parent`` is one of them."""
-    if parent in _embedded_clients:
-        _embedded_clients.add(child)
+def client_like(like: _redis.Redis, *, drop: tuple[str, ...] = (), **settings: Any) -> _redis.Redis:
+    """A client on a pool of its own with ``like``'s connection class and settings, ``settings`` changed (pool
+    settings such as ``max_connections`` too) and those starting with a ``drop`` prefix left out. It counts as
+    ``like`` does: pinned in its cluster, and closed at exit with the embedded server's clients (close it
+    with ``close_client``)."""
+    pool = like.connection_pool
+    kwargs = {k: v for k, v in pool.connection_kwargs.items() if not (drop and k.startswith(drop))}
+    client = _redis.Redis(connection_pool=_redis.ConnectionPool(
+        connection_class=pool.connection_class, **{**kwargs, **settings}))
+    _cluster.pin_like(client, like)
+    if like in _embedded_clients:
+        _embedded_clients.add(client)
+    return client
 
 
 def stop_at_exit(client: _redis.Redis, worker: Any) -> None:

@@ -131,14 +131,12 @@ class RawQueue(ImportWrites):
             return client  # a Sentinel's pool (its connections ask it for the master): read as RESP3
         if self._resp2_client is None:
             # redis-py 8's maintenance notifications (and what they add to the kwargs) need RESP3: left out.
-            kwargs = {k: v for k, v in pool.connection_kwargs.items()
-                      if not k.startswith(("maint_notifications", "orig_"))}
             try:
-                self._resp2_pool = _redis.ConnectionPool(connection_class=pool.connection_class,
-                                                         **{**kwargs, "protocol": 2})
+                self._resp2_client = connection.client_like(client, drop=("maint_notifications", "orig_"),
+                                                            protocol=2)
             except (_redis.RedisError, TypeError, ValueError):
                 return client  # read as RESP3: maps are flattened again
-            self._resp2_client = _redis.Redis(connection_pool=self._resp2_pool)
+            self._resp2_pool = self._resp2_client.connection_pool
         return self._resp2_client
 
     def _run(self, call: scripts.Call[T]) -> T:

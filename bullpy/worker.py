@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis as _redis
 
-from . import _cluster, connection
+from . import connection
 from ._core import options as _options
 from ._core import scripts
 from ._core.work import BackoffStrategy
@@ -267,30 +267,22 @@ class Worker:
         self._threads.append(thread)
 
     def _blocking_client(self) -> _redis.Redis:
-        kwargs = dict(self.queue.client.connection_pool.connection_kwargs)
-        # The name Node's getWorkers() looks for; set on every (re)connection of the blocking client.
-        kwargs["client_name"] = self.keys.worker_name
-        # BLMOVE blocks for drain_delay seconds: the read must be allowed to wait longer than that
+        # client_name: the name Node's getWorkers() looks for, set on every (re)connection of the blocking
+        # client. BLMOVE blocks for drain_delay seconds: the read must be allowed to wait longer than that
         # (redis-py 8 reads with a 5 s socket timeout by default).
-        kwargs["socket_timeout"] = self.drain_delay + 10
-        pool = _redis.ConnectionPool(connection_class=self.queue.client.connection_pool.connection_class, **kwargs)
-        client = _redis.Redis(connection_pool=pool)
-        connection.adopt(self.queue.client, client)
-        return client
+        return connection.client_like(self.queue.client, client_name=self.keys.worker_name,
+                                      socket_timeout=self.drain_delay + 10)
 
     def _work_client(self) -> None:
         # A client that decodes replies strictly raises UnicodeDecodeError on a job hash holding bytes that
         # are not UTF-8, after the script has locked the job: the worker's scripts read them as Node does
         # (ioredis decodes with U+FFFD), so such a job runs like any other (docs/divergences.md W2).
         client = self.queue.client
-        kwargs = dict(client.connection_pool.connection_kwargs)
+        kwargs = client.connection_pool.connection_kwargs
         if not kwargs.get("decode_responses") or kwargs.get("encoding_errors", "strict") != "strict":
             return
-        kwargs["encoding_errors"] = "replace"
-        self._wpool = _redis.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
-        self._wclient = _redis.Redis(connection_pool=self._wpool)
-        connection.adopt(client, self._wclient)
-        _cluster.pin_like(self._wclient, client)
+        self._wclient = connection.client_like(client, encoding_errors="replace")
+        self._wpool = self._wclient.connection_pool
         runner = self.queue._runner
         self._wrunner = ScriptRunner(self._wclient, runner.keys)
         self._wrunner.write_refusal = runner.write_refusal
