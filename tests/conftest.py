@@ -118,11 +118,16 @@ def queue(make_queue: Callable[..., bullpy.Queue]) -> bullpy.Queue:
     return make_queue()
 
 
+def scanned_keys(client: redis.Redis, pattern: Any, count: int = 1000) -> list[Any]:
+    """Every key matching ``pattern``, once each, sorted: SCAN may return a key twice when Redis resizes its
+    keyspace during the walk (other tests delete keys meanwhile)."""
+    return sorted(set(client.scan_iter(pattern, count=count)))
+
+
 def keyspace(client: redis.Redis, prefix: str) -> dict[str, Any]:
     """Every key under a prefix with its type and full value (lists in order, zsets with scores)."""
     out: dict[str, Any] = {}
-    # A set: SCAN may return a key twice when Redis resizes its keyspace meanwhile (other tests delete keys).
-    for key in sorted(set(client.scan_iter(bullpy._core.scripts.glob_escape(prefix) + ":*", count=1000))):
+    for key in scanned_keys(client, bullpy._core.scripts.glob_escape(prefix) + ":*"):
         kind = client.type(key)
         if kind == "string":
             value: Any = client.get(key)

@@ -18,6 +18,8 @@ import redis
 
 import bullpy
 
+from .conftest import scanned_keys
+
 T0 = 1795800000000
 
 # Bull's own fields for a waiting job added at T0 (what Node's addJob writes), as bytes.
@@ -130,8 +132,7 @@ def _random_damage(rng: random.Random) -> tuple[str, dict[bytes, bytes]]:
 def digest(raw: redis.Redis, prefix: str) -> str:
     """One hash of every key under ``prefix`` (the queue's base key, e.g. ``bull:q``): type and full value."""
     h = hashlib.sha256()
-    # A set: SCAN may return a key twice when Redis resizes its keyspace meanwhile (other tests delete keys).
-    for key in sorted(set(raw.scan_iter(bullpy._core.scripts.glob_escape(prefix) + ":*", count=1000))):
+    for key in scanned_keys(raw, bullpy._core.scripts.glob_escape(prefix) + ":*"):
         kind = raw.type(key)
         if kind == b"string":
             value: Any = raw.get(key)

@@ -17,7 +17,7 @@ import redis
 
 import bullpy
 
-from ..conftest import keyspace
+from ..conftest import keyspace, scanned_keys
 from .peer import Peer, PeerQueue
 
 #: How long a paused queue must stay untouched by a running worker.
@@ -57,7 +57,7 @@ def node_counts(bull: Peer, queue: Any) -> dict[str, int]:
 def queue_keys(client: redis.Redis, queue: bullpy.Queue) -> list[str]:
     """Every key of this queue (``prefix:name:*``), sorted, without the prefix."""
     base = f"{queue.prefix}:{queue.name}:"
-    return sorted({k[len(base):] for k in client.scan_iter(base + "*", count=1000)})  # SCAN may repeat a key
+    return [k[len(base):] for k in scanned_keys(client, base + "*")]
 
 
 def settled_ids(bull: Peer, queue: Any) -> list[str]:
